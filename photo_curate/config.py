@@ -1,0 +1,161 @@
+"""The run configuration: typed, validated, recorded with every run.
+
+A config file (YAML, TOML or JSON) overrides the defaults; unknown keys and bad values are
+user errors with a one-line message. Defaults were calibrated on real photos with planted
+defects (see README, "How the defaults were chosen"); every threshold reaches the SQL rules as
+a named parameter, never as text in the SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from photo_curate.errors import UserError
+
+FindingKind = Literal[
+    "invalid", "duplicate", "near_duplicate", "dark", "bright", "blurry", "outlier"
+]
+Action = Literal["quarantine", "trash", "delete"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AnalysisConfig(_Strict):
+    """How files are read (the inspect step)."""
+
+    workers: int = Field(0, ge=0, le=256, description="decode processes; 0 = one per core")
+    max_pixels: int = Field(200_000_000, ge=1_000, description="larger images are invalid")
+    max_file_mib: int = Field(2048, ge=1, description="larger files are invalid")
+    include_hidden: bool = Field(False, description="also curate dot-files and dot-folders")
+
+
+class FastdupConfig(_Strict):
+    """How fastdup runs (a child process per run)."""
+
+    threads: int = Field(0, ge=0, le=256, description="0 = one per core")
+    nearest_neighbors_k: int = Field(10, ge=2, le=100)
+    timeout_seconds: int = Field(6 * 3600, ge=10)
+    min_similarity: float = Field(
+        0.70, ge=0.0, le=1.0, description="pairs below are not kept (fastdup threshold)"
+    )
+    outlier_percentile: float = Field(0.05, gt=0.0, lt=1.0)
+
+
+class RulesConfig(_Strict):
+    """Thresholds of the SQL rules in sql/ (passed as named parameters)."""
+
+    duplicate_similarity: float = Field(0.90, ge=0.0, le=1.0)
+    duplicate_max_mean_diff: float = Field(
+        45.0, ge=0, le=255, description="copies differ this little in mean brightness"
+    )
+    duplicate_max_sharpness_diff: float = Field(
+        0.6, ge=0, description="copies differ this little in log10 detail"
+    )
+    near_duplicate_similarity: float = Field(0.80, ge=0.0, le=1.0)
+    cluster_similarity: float = Field(0.80, ge=0.0, le=1.0)
+    exposure_pair_similarity: float = Field(0.70, ge=0.0, le=1.0)
+    dark_p95: float = Field(50.0, ge=0, le=255, description="brightest tones below: dark")
+    dark_mean: float = Field(50.0, ge=0, le=255)
+    dark_relative_drop: float = Field(30.0, ge=0, le=255)
+    dark_relative_p95: float = Field(100.0, ge=0, le=255)
+    bright_clipped: float = Field(0.80, ge=0, le=1, description="share of blown-out pixels")
+    bright_mean: float = Field(230.0, ge=0, le=255)
+    bright_relative_lift: float = Field(50.0, ge=0, le=255)
+    bright_relative_clipped: float = Field(0.35, ge=0, le=1)
+    blur_sharpness: float = Field(-2.6, description="log10 contrast-normalised Laplacian var")
+    blur_relative_drop: float = Field(
+        0.8, ge=0, description="this much less sharp (log10) than a similar shot: blurry"
+    )
+    blur_pair_similarity: float = Field(0.70, ge=0.0, le=1.0)
+    outlier_similarity: float = Field(0.60, ge=0.0, le=1.0)
+
+    @field_validator("near_duplicate_similarity")
+    @classmethod
+    def _near_below_dup(cls, v: float, info: Any) -> float:
+        dup = info.data.get("duplicate_similarity")
+        if dup is not None and v > dup:
+            raise ValueError("must not be above duplicate_similarity")
+        return v
+
+
+class ActionsConfig(_Strict):
+    """What a plan does and what `--apply` may touch."""
+
+    act_on: list[FindingKind] = Field(default_factory=lambda: ["duplicate", "invalid"])
+    action: Action = "quarantine"
+    keep: Literal["best", "newest", "oldest", "largest"] = "best"
+    prefer_folders: list[str] = Field(default_factory=list)
+    protected: list[str] = Field(
+        default_factory=list, description="glob patterns (relative to SOURCE) never touched"
+    )
+
+
+class CurateConfig(_Strict):
+    analysis: AnalysisConfig = AnalysisConfig()
+    fastdup: FastdupConfig = FastdupConfig()
+    rules: RulesConfig = RulesConfig()
+    actions: ActionsConfig = ActionsConfig()
+
+    def cores(self) -> int:
+        return os.cpu_count() or 1
+
+    def workers(self) -> int:
+        return self.analysis.workers or self.cores()
+
+    def fastdup_threads(self) -> int:
+        return self.fastdup.threads or self.cores()
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = suffix.lstrip(".") or "YAML"
+        raise UserError(f"config {path}: not valid {kind}: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config {path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def config_from_mapping(data: dict[str, Any], origin: str = "config") -> CurateConfig:
+    """Validate a mapping; the first problem becomes a one-line user error."""
+    try:
+        return CurateConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        raise UserError(f"{origin}: {where}: {msg} (got {err.get('input')!r})") from None
+
+
+def load_config(path: str | os.PathLike[str] | None) -> CurateConfig:
+    if path is None:
+        return CurateConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    return config_from_mapping(_read_mapping(p), origin=f"config {p}")
