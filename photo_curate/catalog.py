@@ -1,0 +1,83 @@
+"""`HOME/catalog.duckdb`: views over the Parquet tables, swapped in atomically.
+
+DuckDB locks a database file: a user's open read-only shell would block a writer that opens
+the catalog in place. So no process ever writes the catalog in place: the data lives in
+immutable Parquet files, and after each change a new small catalog file of views is built next
+to the old one and moved over it with os.replace. A shell that has the old file open keeps
+working (and its glob views see the new Parquet files too). The file is written with storage
+compatibility v1.5.0 so the pip `duckdb-cli` (1.5) opens it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from photo_curate.errors import UserError
+from photo_curate.home import Home
+from photo_curate.schema import TABLES, cast_select, empty_select
+from photo_curate.tableio import sql_literal_path, temp_name
+
+STORAGE_COMPATIBILITY = "v1.5.0"
+
+# Views on top of the tables: questions people ask of the run history.
+DERIVED_VIEWS: dict[str, str] = {
+    "latest_run": """
+        SELECT * FROM runs ORDER BY started_at DESC LIMIT 1""",
+    "finding_counts": """
+        SELECT run_id, kind, count(*) AS n_files, count(DISTINCT group_id) AS n_groups,
+               count(*) FILTER (WHERE action IN ('quarantine', 'trash', 'delete')) AS n_planned
+        FROM findings GROUP BY run_id, kind""",
+}
+
+
+def _source_for(home: Home, table: str) -> str | None:
+    """The read expression over a table's files, or None when it has none yet."""
+    folder = home.table_dir(table)
+    if table == "actions":
+        if not any(folder.glob("*.jsonl")):
+            return None
+        cols = ", ".join(f"'{name}': '{typ}'" for name, typ in TABLES[table])
+        pattern = sql_literal_path(folder / "*.jsonl")
+        return (
+            f"read_json({pattern}, format='newline_delimited', columns={{{cols}}}, "
+            "ignore_errors=true)"
+        )
+    if not any(folder.glob("*.parquet")):
+        return None
+    pattern = sql_literal_path(folder / "*.parquet")
+    return f"read_parquet({pattern}, union_by_name=true)"
+
+
+def rebuild(home: Home) -> Path:
+    """Write a fresh catalog of views and move it over the old one."""
+    final = home.catalog
+    tmp = temp_name(final)
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
+    try:
+        for table in TABLES:
+            src = _source_for(home, table)
+            body = cast_select(table, src) if src else empty_select(table)
+            con.execute(f'CREATE VIEW "{table}" AS {body}')
+        for name, body in DERIVED_VIEWS.items():
+            con.execute(f'CREATE VIEW "{name}" AS {body}')
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    wal = tmp.with_name(tmp.name + ".wal")
+    wal.unlink(missing_ok=True)
+    os.replace(tmp, final)
+    return final
+
+
+def connect_readonly(home: Home) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the catalog (what `curate sql` and reports use)."""
+    if not home.catalog.exists():
+        raise UserError(f"no catalog at {home.catalog}: run `curate run SOURCE` first")
+    try:
+        return duckdb.connect(str(home.catalog), read_only=True)
+    except duckdb.Error as exc:
+        raise UserError(f"cannot open {home.catalog}: {str(exc).splitlines()[0]}") from None

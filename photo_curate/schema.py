@@ -1,0 +1,172 @@
+"""Column types of every catalog table, in one place.
+
+The Parquet files are the data; `catalog.duckdb` only holds views over them. These types give
+empty tables their shape (a view over zero files) and fix the Arrow schema of the rows that
+Python writes, so a column never changes type between runs.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# table -> ordered (column, DuckDB type)
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "runs": [
+        ("run_id", "VARCHAR"),
+        ("started_at", "TIMESTAMP"),
+        ("finished_at", "TIMESTAMP"),
+        ("source", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("n_files", "BIGINT"),
+        ("n_images", "BIGINT"),
+        ("n_invalid", "BIGINT"),
+        ("n_skipped", "BIGINT"),
+        ("n_findings", "BIGINT"),
+        ("config", "JSON"),
+        ("counts", "JSON"),
+        ("step_seconds", "JSON"),
+        ("error", "VARCHAR"),
+        ("flow_run_id", "VARCHAR"),
+        ("home", "VARCHAR"),
+        ("host", "VARCHAR"),
+        ("version", "VARCHAR"),
+    ],
+    "files": [
+        ("run_id", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("entry_type", "VARCHAR"),
+        ("size_bytes", "BIGINT"),
+        ("mtime", "TIMESTAMP"),
+        ("mtime_ns", "BIGINT"),
+        ("inode", "BIGINT"),
+        ("format_hint", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("reason", "VARCHAR"),
+    ],
+    "images": [
+        ("run_id", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("sha256", "VARCHAR"),
+        ("size_bytes", "BIGINT"),
+        ("mtime", "TIMESTAMP"),
+        ("mtime_ns", "BIGINT"),
+        ("width", "INTEGER"),
+        ("height", "INTEGER"),
+        ("format", "VARCHAR"),
+        ("mode", "VARCHAR"),
+        ("frames", "INTEGER"),
+        ("is_valid", "BOOLEAN"),
+        ("error", "VARCHAR"),
+        ("blur", "DOUBLE"),
+        ("mean", "DOUBLE"),
+        ("min", "DOUBLE"),
+        ("max", "DOUBLE"),
+        ("stdv", "DOUBLE"),
+        ("p05", "DOUBLE"),
+        ("p50", "DOUBLE"),
+        ("p95", "DOUBLE"),
+        ("clipped_dark", "DOUBLE"),
+        ("clipped_bright", "DOUBLE"),
+        ("lapvar", "DOUBLE"),
+        ("sharpness", "DOUBLE"),
+        ("sharp_512", "DOUBLE"),
+        ("sharp_256", "DOUBLE"),
+        ("sharp_128", "DOUBLE"),
+        ("captured_at", "TIMESTAMP"),
+        ("camera_make", "VARCHAR"),
+        ("camera_model", "VARCHAR"),
+        ("orientation", "INTEGER"),
+        ("jpeg_quality", "INTEGER"),
+        ("analysis_id", "BIGINT"),
+    ],
+    "pairs": [
+        ("run_id", "VARCHAR"),
+        ("path_a", "VARCHAR"),
+        ("path_b", "VARCHAR"),
+        ("similarity", "DOUBLE"),
+    ],
+    "outliers": [
+        ("run_id", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("similarity", "DOUBLE"),
+        ("nearest", "VARCHAR"),
+    ],
+    "findings": [
+        ("run_id", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("score", "DOUBLE"),
+        ("group_id", "VARCHAR"),
+        ("is_keeper", "BOOLEAN"),
+        ("action", "VARCHAR"),
+        ("reason", "VARCHAR"),
+    ],
+    "clusters": [
+        ("run_id", "VARCHAR"),
+        ("cluster_id", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("size", "BIGINT"),
+        ("mean_similarity", "DOUBLE"),
+    ],
+    "plan": [
+        ("run_id", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("action", "VARCHAR"),
+        ("kinds", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("sha256", "VARCHAR"),
+        ("size_bytes", "BIGINT"),
+        ("mtime_ns", "BIGINT"),
+    ],
+    "validations": [
+        ("run_id", "VARCHAR"),
+        ("at", "TIMESTAMP"),
+        ("stage", "VARCHAR"),
+        ("expectation", "VARCHAR"),
+        ("column_name", "VARCHAR"),
+        ("success", "BOOLEAN"),
+        ("observed", "VARCHAR"),
+    ],
+    "actions": [
+        ("run_id", "VARCHAR"),
+        ("op_id", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("action", "VARCHAR"),
+        ("destination", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("at", "TIMESTAMP"),
+        ("sha256", "VARCHAR"),
+        ("size_bytes", "BIGINT"),
+        ("detail", "VARCHAR"),
+    ],
+}
+
+_ARROW = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    return pa.schema([(name, _ARROW[typ]) for name, typ in TABLES[table]])
+
+
+def empty_select(table: str) -> str:
+    """A SELECT with the table's columns and no rows (for a view over zero files)."""
+    cols = ", ".join(f"NULL::{typ} AS {_quote(name)}" for name, typ in TABLES[table])
+    return f"SELECT {cols} WHERE false"
+
+
+def cast_select(table: str, source: str) -> str:
+    """SELECT the table's columns from `source`, cast to their types, in their order."""
+    cols = ", ".join(f"CAST({_quote(n)} AS {t}) AS {_quote(n)}" for n, t in TABLES[table])
+    return f"SELECT {cols} FROM {source}"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,114 @@
+"""Write one run's table as one Parquet file, atomically.
+
+Files appear under their final name only when complete (write to a hidden temp name, then
+os.replace), so a reader or a crashed run never sees half a file, and the catalog's globs
+(`*.parquet`) never match a temp file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from photo_curate.home import Home
+from photo_curate.schema import arrow_schema
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temp path next to `final`; move it into place only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def temp_name(final: Path) -> Path:
+    """A hidden sibling name that the catalog's `*.parquet` globs never match."""
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+class RowWriter:
+    """Stream dict rows of a catalog table into its Parquet file in batches."""
+
+    def __init__(self, home: Home, table: str, run_id: str, batch_rows: int = 20_000):
+        self.schema = arrow_schema(table)
+        self.final = home.table_file(table, run_id)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temp_name(self.final)
+        self.batch_rows = batch_rows
+        self._rows: list[dict[str, Any]] = []
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= self.batch_rows:
+            self._flush()
+
+    def extend(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self.add(row)
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            self.count += len(self._rows)
+            self._rows = []
+
+    def close(self) -> Path:
+        self._flush()
+        self._writer.close()
+        os.replace(self._tmp, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def copy_to_table(
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    table: str,
+    run_id: str,
+    select_sql: str,
+    params: dict[str, Any] | None = None,
+) -> Path:
+    """Stream a DuckDB query into the run's Parquet file of `table` (no pandas in between)."""
+    final = home.table_file(table, run_id)
+    with atomic_path(final) as tmp:
+        con.execute(
+            f"COPY ({select_sql}) TO '{_sql_str(tmp)}' (FORMAT parquet, COMPRESSION zstd)",
+            params or {},
+        )
+    return final
+
+
+def _sql_str(path: Path | str) -> str:
+    return str(path).replace("'", "''")
+
+
+def sql_literal_path(path: Path | str) -> str:
+    """A file path as a quoted SQL string literal (paths are ours, quotes are escaped)."""
+    return "'" + _sql_str(path) + "'"

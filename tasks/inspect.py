@@ -1,0 +1,156 @@
+"""Inspect: hash, fully decode and measure every image, in worker processes.
+
+Reads the run's `files` manifest in batches and writes the `images` table (one row per image
+candidate, valid or not, with the reason). Valid images also get their analysis copy, which is
+what fastdup reads. A decoder that crashes a worker costs that one file, not the run: the
+chunk is retried file by file in a fresh pool and the culprit is recorded as invalid.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from prefect import task
+
+from photo_curate.home import Home
+from photo_curate.inspect_image import InspectOptions, inspect_many
+from photo_curate.progress import StepProgress
+from photo_curate.tableio import RowWriter, sql_literal_path
+
+CHUNK = 32
+Item = tuple[int, str, str | None]
+
+
+@dataclass(frozen=True)
+class InspectResult:
+    n_images: int
+    n_valid: int
+    n_invalid: int
+    analysis_dir: str
+
+
+def _candidates(home: Home, run_id: str, batch: int = 4096) -> Iterator[list[dict[str, Any]]]:
+    """The run's image candidates from its manifest, streamed in batches."""
+    con = duckdb.connect()
+    src = sql_literal_path(home.table_file("files", run_id))
+    reader = con.sql(
+        f"SELECT path, size_bytes, mtime, mtime_ns FROM read_parquet({src}) "
+        "WHERE status = 'image' ORDER BY path"
+    ).to_arrow_reader(batch)
+    for rb in reader:
+        yield rb.to_pylist()
+    con.close()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _run_isolated(items: list[Item], opts: InspectOptions) -> list[tuple[int, dict[str, Any]]]:
+    """Inspect items one per fresh pool so a crashing decoder names its file."""
+    out = []
+    for item in items:
+        with _pool(1) as pool:
+            try:
+                out.extend(pool.submit(inspect_many, [item], opts).result())
+            except BrokenProcessPool:
+                out.append((item[0], {"is_valid": False, "error": "decoder crashed on this file"}))
+    return out
+
+
+def inspect_all(
+    source: Path, home: Home, run_id: str, workers: int, opts: InspectOptions, total: int
+) -> InspectResult:
+    analysis_dir = home.run_dir(run_id) / "analysis"
+    analysis_dir.mkdir(parents=True, exist_ok=True)
+    meta: dict[int, dict[str, Any]] = {}
+    n_valid = n_invalid = 0
+    next_id = 0
+
+    def chunks() -> Iterator[list[Item]]:
+        nonlocal next_id
+        for batch in _candidates(home, run_id):
+            for i in range(0, len(batch), CHUNK):
+                items: list[Item] = []
+                for rec in batch[i : i + CHUNK]:
+                    ident = next_id
+                    next_id += 1
+                    meta[ident] = rec
+                    abs_path = str(source / rec["path"])
+                    items.append((ident, abs_path, str(analysis_dir / f"{ident:08d}.jpg")))
+                yield items
+
+    with (
+        RowWriter(home, "images", run_id) as out,
+        StepProgress("inspect", total, "images") as prog,
+    ):
+
+        def emit(results: list[tuple[int, dict[str, Any]]]) -> None:
+            nonlocal n_valid, n_invalid
+            for ident, res in results:
+                rec = meta.pop(ident)
+                row = {
+                    "run_id": run_id,
+                    "path": rec["path"],
+                    "size_bytes": rec["size_bytes"],
+                    "mtime": rec["mtime"],
+                    "mtime_ns": rec["mtime_ns"],
+                    "analysis_id": ident if res.get("is_valid") else None,
+                    **{k: v for k, v in res.items() if k != "analysis_file"},
+                }
+                out.add(row)
+                if res.get("is_valid"):
+                    n_valid += 1
+                else:
+                    n_invalid += 1
+            prog.advance(len(results))
+
+        pool = _pool(workers)
+        pending: dict[Future[Any], list[Item]] = {}
+        source_iter = chunks()
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < workers * 4:
+                    try:
+                        items = next(source_iter)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    pending[pool.submit(inspect_many, items, opts)] = items
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                broken: list[Item] = []
+                for fut in done:
+                    items = pending.pop(fut)
+                    try:
+                        emit(fut.result())
+                    except BrokenProcessPool:
+                        broken.extend(items)
+                if broken:
+                    # the pool is dead: every chunk still in flight must be redone
+                    for items in pending.values():
+                        broken.extend(items)
+                    pending.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    emit(_run_isolated(broken, opts))
+                    pool = _pool(workers)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return InspectResult(n_valid + n_invalid, n_valid, n_invalid, str(analysis_dir))
+
+
+@task(name="inspect")
+def inspect_task(
+    source: str, home_root: str, run_id: str, workers: int, opts: InspectOptions, total: int
+) -> InspectResult:
+    """Decode check of every image (no retries: a retry would re-read every file)."""
+    return inspect_all(Path(source), Home(Path(home_root)), run_id, workers, opts, total)
