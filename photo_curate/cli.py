@@ -1,0 +1,331 @@
+"""`curate`: the command line.
+
+Exit codes: 0 done; 1 the run finished but a validation failed (nothing destructive was done);
+2 usage or input error (one line on stderr, no traceback); 3 the run failed for another reason
+(one line, and where the details are). `CURATE_DEBUG=1` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from photo_curate.errors import UserError, ValidationFailed
+
+# Quiet, private defaults, set before Prefect or fastdup is imported.
+_ENV_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "SENTRY_OPT_OUT": "1",
+    "FASTDUP_PRODUCTION": "1",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        sys.stderr.write(f"curate: {message} (see curate {self.prog.split()[-1]} --help)\n")
+        sys.exit(2)
+
+
+def _add_home(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--home",
+        help="folder with the catalog, run outputs, quarantine and reports "
+        "(default: $CURATE_HOME, else ./curation)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="curate", description="Curate photo collections with fastdup.")
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="one curation run of SOURCE (a dry run unless --apply)")
+    p.add_argument("source", help="the folder to curate")
+    p.add_argument("--config", help="YAML, TOML or JSON config file")
+    p.add_argument("--apply", action="store_true", help="act on the plan after validation")
+    p.add_argument("--action", choices=["quarantine", "trash", "delete"])
+    p.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    _add_home(p)
+
+    p = sub.add_parser("apply", help="apply the plan of an earlier run (default: the latest)")
+    p.add_argument("run_id", nargs="?")
+    p.add_argument("--action", choices=["quarantine", "trash", "delete"])
+    p.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    _add_home(p)
+
+    p = sub.add_parser("undo", help="put back every file a run moved")
+    p.add_argument("run_id")
+    _add_home(p)
+
+    p = sub.add_parser("sql", help="read-only SQL on the catalog")
+    p.add_argument("query")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _add_home(p)
+
+    p = sub.add_parser("history", help="the runs, newest first")
+    p.add_argument("--limit", type=int, default=20)
+    _add_home(p)
+
+    p = sub.add_parser("report", help="(re)build the HTML report of a run and print its path")
+    p.add_argument("run_id", nargs="?")
+    _add_home(p)
+
+    p = sub.add_parser("demo", help="build the sample collection and run on it (dry run)")
+    _add_home(p)
+    return parser
+
+
+def _setup_env() -> None:
+    for key, value in _ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    from photo_curate.home import Home
+    from photo_curate.summary import format_summary
+
+    home = Home(Path(result["home"]))
+    prev = _previous_summary(home, result["run_id"])
+    print(format_summary(result["summary"], prev, result["run_id"]))
+    if result.get("applied"):
+        a = result["applied"]
+        print(f"applied: {a['done']} done, {a['skipped']} skipped, {a['failed']} failed")
+    v = result["validation"]
+    print(f"validation: {'passed' if v['success'] else 'FAILED'} ({v['checks']} checks)")
+    for f in v["failed"]:
+        print(f"  failed: {f}")
+    print(f"report: {result['report']}")
+    print(f"status: {result['status']}   run id: {result['run_id']}")
+
+
+def _previous_summary(home: Any, run_id: str) -> dict[str, Any] | None:
+    from photo_curate.report import _previous_run
+    from photo_curate.runs import read_run
+    from photo_curate.summary import compute
+
+    run = read_run(home, run_id)
+    prev = _previous_run(home, run_id, run.get("source") if run else None)
+    return compute(home, prev) if prev else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from photo_curate.config import load_config
+    from photo_curate.home import Home
+    from tasks.ingest import check_source
+
+    cfg = load_config(args.config)
+    check_source(args.source)
+    home = Home.resolve(args.home)
+    action = args.action or cfg.actions.action
+    if args.apply and action == "delete":
+        _confirm_delete(getattr(args, "yes", False))
+    from flows.curate import curate
+
+    result = curate(
+        source=args.source,
+        home=str(home.root),
+        config=cfg.model_dump(mode="json"),
+        apply=args.apply,
+        action=args.action,
+    )
+    _print_result(result)
+    if result["status"] == "validation_failed":
+        raise ValidationFailed("validation failed: nothing destructive was done")
+    return 0
+
+
+def _confirm_delete(yes: bool) -> None:
+    """Deleted files cannot come back: say so, and ask (or require --yes when no one can answer)."""
+    msg = "--action delete removes files permanently: deleted files cannot come back"
+    if yes:
+        sys.stderr.write(f"curate: {msg}\n")
+        return
+    if not sys.stdin.isatty():
+        raise UserError(f"{msg}; repeat with --yes to delete, or use --action quarantine")
+    answer = input(f"{msg}. Type 'delete' to go on: ")
+    if answer.strip() != "delete":
+        raise UserError("not deleting")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from photo_curate.home import Home
+    from photo_curate.sample import build_collection
+
+    home = Home.resolve(args.home).ensure()
+    sample = home.root / "sample"
+    photos = sample / "photos"
+    if not photos.exists():
+        print(f"building the sample collection in {photos} ...", flush=True)
+        build_collection(sample)
+    args.source, args.config, args.apply, args.action, args.yes = (
+        str(photos),
+        None,
+        False,
+        None,
+        False,
+    )
+    args.home = str(home.root)
+    return cmd_run(args)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from photo_curate import catalog
+    from photo_curate.home import Home
+
+    con = catalog.connect_readonly(Home.resolve(args.home))
+    try:
+        rel = con.execute(args.query)
+    except duckdb.Error as exc:
+        raise UserError(f"sql: {str(exc).splitlines()[0]}") from None
+    if rel.description is None:
+        return 0
+    cols = [d[0] for d in rel.description]
+    if args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        for row in _iter_rows(rel):
+            w.writerow(row)
+    elif args.format == "json":
+        rows = [dict(zip(cols, r, strict=True)) for r in _iter_rows(rel)]
+        json.dump(rows, sys.stdout, default=str, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        _print_table(cols, list(_iter_rows(rel)))
+    return 0
+
+
+def _iter_rows(rel: Any) -> Any:
+    while batch := rel.fetchmany(10_000):
+        yield from batch
+
+
+def _print_table(cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """A rich table on a terminal; plain aligned text (never folded) when piped."""
+    cells = [["" if v is None else str(v).replace("\n", "\\n") for v in r] for r in rows]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table()
+        for c in cols:
+            t.add_column(c, overflow="fold")
+        for r in cells:
+            t.add_row(*r)
+        Console().print(t)
+    else:
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+        print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+        for r in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    print(f"({len(rows)} rows)")
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from photo_curate import catalog
+    from photo_curate.home import Home
+
+    home = Home.resolve(args.home)
+    con = catalog.connect_readonly(home)
+    rel = con.execute(
+        """SELECT run_id, started_at::TIMESTAMP(0) AS started, status, n_files, n_images,
+                  n_invalid, n_findings,
+                  round(epoch(finished_at) - epoch(started_at), 1) AS seconds, source
+           FROM runs ORDER BY started_at DESC LIMIT $limit""",
+        {"limit": args.limit},
+    )
+    cols = [d[0] for d in rel.description]
+    _print_table(cols, rel.fetchall())
+    return 0
+
+
+def _latest_run(home: Any) -> str:
+    from photo_curate.runs import all_run_ids
+
+    ids = all_run_ids(home)
+    if not ids:
+        raise UserError(f"no runs in {home.root}: run `curate run SOURCE` first")
+    return ids[0]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from photo_curate.home import Home
+    from photo_curate.report import build_report
+
+    home = Home.resolve(args.home)
+    run_id = args.run_id or _latest_run(home)
+    print(build_report(home, run_id))
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from photo_curate.home import Home
+    from tasks.apply import apply_plan
+
+    home = Home.resolve(args.home)
+    run_id = args.run_id or _latest_run(home)
+    if args.action == "delete":
+        _confirm_delete(args.yes)
+    res = apply_plan(home, run_id, args.action, confirm_delete=args.action != "delete" or True)
+    print(res.describe())
+    if not res.success:
+        raise ValidationFailed("apply: validation after applying failed")
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from photo_curate.home import Home
+    from tasks.apply import undo_run
+
+    res = undo_run(Home.resolve(args.home), args.run_id)
+    print(res.describe())
+    return 0 if res.success else 1
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "sql": cmd_sql,
+    "history": cmd_history,
+    "report": cmd_report,
+    "apply": cmd_apply,
+    "undo": cmd_undo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_env()
+    debug = os.environ.get("CURATE_DEBUG") == "1"
+    try:
+        return COMMANDS[args.verb](args)
+    except UserError as exc:
+        sys.stderr.write(f"curate: {exc}\n")
+        return exc.exit_code
+    except ValidationFailed as exc:
+        sys.stderr.write(f"curate: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("curate: interrupted\n")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        sys.stderr.write(
+            f"curate: {args.verb} failed: {type(exc).__name__}: {first} "
+            "(CURATE_DEBUG=1 shows the traceback)\n"
+        )
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""The HTML report of a run: `HOME/reports/RUN_ID/index.html`, opened from disk.
+
+Built from the run's tables alone (so `curate report RUN_ID` rebuilds it), with small cached
+thumbnails (content-addressed by sha256, EXIF orientation applied), never the originals
+inlined. Jinja2 autoescaping keeps file names as text. Each section is capped; the full lists
+are in the catalog, and the report says which query gives them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image, ImageOps
+
+from photo_curate.home import Home
+from photo_curate.inspect_image import THUMB_SIZE
+from photo_curate.runs import read_run
+from photo_curate.summary import KIND_LABELS, _view, compute
+
+CAP_GROUPS = 60
+CAP_MEMBERS = 12
+CAP_IMAGES = 120
+
+
+def _thumb_rel(sha: str) -> str:
+    return f"{sha[:2]}/{sha}.jpg"
+
+
+def make_thumbnail(home: Home, sha256: str | None, candidates: list[Path]) -> str | None:
+    """Path of the cached thumbnail (relative to the thumbnail cache), made if missing.
+
+    The inspect step writes them for every valid image; this is the fallback for a cache that
+    was cleared, from the file where it is now (SOURCE or quarantine).
+    """
+    if not sha256:
+        return None
+    rel = _thumb_rel(sha256)
+    out = home.thumbnails / rel
+    if out.exists():
+        return rel
+    for src in candidates:
+        try:
+            with Image.open(src) as opened:
+                opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))
+                im = ImageOps.exif_transpose(opened).convert("RGB")
+                im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_name(f".{out.name}.{os.getpid()}")
+                im.save(tmp, "JPEG", quality=80)
+                os.replace(tmp, out)
+                return rel
+        except Exception:
+            continue
+    return None
+
+
+def _histogram(values: list[float], lo: float, hi: float, bins: int = 40) -> list[int]:
+    counts = [0] * bins
+    for v in values:
+        if v is None or math.isnan(v):
+            continue
+        i = int((min(max(v, lo), hi) - lo) / (hi - lo) * bins)
+        counts[min(i, bins - 1)] += 1
+    return counts
+
+
+def svg_histogram(
+    counts: list[int], lo: float, hi: float, marks: list[tuple[float, str]], label: str
+) -> str:
+    """A small inline SVG bar chart with threshold lines (no plotting library needed)."""
+    w, h, pad = 520, 140, 24
+    top = max(counts) or 1
+    bw = (w - 2 * pad) / len(counts)
+    bars = []
+    for i, c in enumerate(counts):
+        bh = (h - 2 * pad) * c / top
+        x = pad + i * bw
+        bars.append(
+            f'<rect x="{x:.1f}" y="{h - pad - bh:.1f}" width="{max(bw - 1, 1):.1f}" '
+            f'height="{bh:.1f}" fill="#6a8caf"><title>{c}</title></rect>'
+        )
+    lines = []
+    for value, name in marks:
+        x = pad + (min(max(value, lo), hi) - lo) / (hi - lo) * (w - 2 * pad)
+        lines.append(
+            f'<line x1="{x:.1f}" y1="{pad - 6}" x2="{x:.1f}" y2="{h - pad}" stroke="#c0392b" '
+            f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{pad}" font-size="10" '
+            f'fill="#c0392b">{name}</text>'
+        )
+    axis = (
+        f'<text x="{pad}" y="{h - 6}" font-size="10">{lo:g}</text>'
+        f'<text x="{w - pad}" y="{h - 6}" font-size="10" text-anchor="end">{hi:g}</text>'
+        f'<text x="{w / 2}" y="{h - 6}" font-size="11" text-anchor="middle">{label}</text>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
+        f'aria-label="{label}">{"".join(bars)}{"".join(lines)}{axis}</svg>'
+    )
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None):
+    rel = con.execute(sql, params or {})
+    cols = [d[0] for d in rel.description]
+    return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+
+
+def _previous_run(home: Home, run_id: str, source: str | None) -> str | None:
+    from photo_curate.runs import all_run_ids
+
+    for rid in all_run_ids(home):
+        if rid < run_id:
+            row = read_run(home, rid)
+            if row and row.get("source") == source and row.get("status") == "completed":
+                return rid
+    return None
+
+
+def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Path:
+    run = read_run(home, run_id)
+    if run is None:
+        from photo_curate.errors import UserError
+
+        raise UserError(f"no run {run_id} in {home.root}")
+    source = Path(source_root or run["source"])
+    con = duckdb.connect()
+    for t in ("images", "findings", "clusters", "plan", "validations"):
+        _view(con, home, t, run_id)
+    actions_file = home.table_file("actions", run_id, ".jsonl")
+
+    def thumb(row: dict[str, Any]) -> str | None:
+        cands = [source / row["path"]]
+        cands.append(home.quarantine_dir(run_id) / row["path"])
+        rel = make_thumbnail(home, row.get("sha256"), cands)
+        if rel is None:
+            return None
+        return os.path.relpath(home.thumbnails / rel, home.report_dir(run_id))
+
+    base_cols = (
+        "f.path, f.kind, f.score, f.group_id, f.is_keeper, f.action, f.reason, i.sha256, "
+        "i.width, i.height, i.size_bytes, i.sharpness, i.mean, i.p05, i.p95, i.blur, "
+        "i.analysis_id, i.format"
+    )
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for kind in ("duplicate", "near_duplicate"):
+        rows = _rows(
+            con,
+            f"""WITH g AS (
+                    SELECT group_id, count(*) AS n FROM findings WHERE kind = $kind
+                    GROUP BY group_id ORDER BY n DESC, group_id LIMIT {CAP_GROUPS})
+                SELECT {base_cols}, g.n FROM findings f JOIN g USING (group_id)
+                JOIN images i USING (path) WHERE f.kind = $kind
+                ORDER BY g.n DESC, f.group_id, f.is_keeper DESC, f.path""",
+            {"kind": kind},
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            members = out.setdefault(r["group_id"], [])
+            if len(members) < CAP_MEMBERS:
+                r["thumb"] = thumb(r)
+                members.append(r)
+        groups[kind] = list(out.items())  # type: ignore[assignment]
+    singles = {}
+    order = {"dark": "f.score ASC", "bright": "f.score DESC", "blurry": "f.score ASC",
+             "outlier": "f.score ASC", "invalid": "f.path"}  # fmt: skip
+    for kind, ordering in order.items():
+        rows = _rows(
+            con,
+            f"""SELECT {base_cols} FROM findings f JOIN images i USING (path)
+                WHERE f.kind = $kind ORDER BY {ordering} LIMIT {CAP_IMAGES}""",
+            {"kind": kind},
+        )
+        if kind != "invalid":
+            for r in rows:
+                r["thumb"] = thumb(r)
+        singles[kind] = rows
+    clusters = _rows(
+        con,
+        f"""WITH c AS (SELECT DISTINCT cluster_id, size FROM clusters
+                       ORDER BY size DESC, cluster_id LIMIT {CAP_GROUPS // 2})
+            SELECT c.cluster_id, c.size, i.path, i.sha256, i.analysis_id
+            FROM clusters k JOIN c USING (cluster_id) JOIN images i USING (path)
+            ORDER BY c.size DESC, c.cluster_id, i.path""",
+    )
+    cluster_groups: dict[str, list[dict[str, Any]]] = {}
+    for r in clusters:
+        if len(cluster_groups.setdefault(r["cluster_id"], [])) < CAP_MEMBERS:
+            r["thumb"] = thumb(r)
+            cluster_groups[r["cluster_id"]].append(r)
+    plan = _rows(con, f"SELECT * FROM plan ORDER BY path LIMIT {CAP_IMAGES * 4}")
+    n_plan = con.execute("SELECT count(*) FROM plan").fetchall()[0][0]
+    validations = _rows(con, "SELECT * FROM validations ORDER BY stage, expectation")
+    metrics = con.execute("SELECT p95, sharpness, mean FROM images WHERE is_valid").fetchnumpy()
+    cfg = json.loads(run["config"]) if run.get("config") else {}
+    rules = cfg.get("rules", {})
+    p95 = [float(x) for x in metrics["p95"]]
+    sharp = [float(x) for x in metrics["sharpness"] if x is not None and not math.isnan(x)]
+    means = [float(x) for x in metrics["mean"]]
+    plots = {
+        "brightness (p95: brightest 5 % of pixels)": svg_histogram(
+            _histogram(p95, 0, 255), 0, 255,
+            [(rules.get("dark_p95", 0), "dark below")], "p95 of luminance",
+        ),
+        "mean brightness": svg_histogram(
+            _histogram(means, 0, 255), 0, 255,
+            [(rules.get("dark_mean", 0), "dark"), (rules.get("bright_mean", 255), "bright")],
+            "mean luminance",
+        ),
+        "sharpness": svg_histogram(
+            _histogram(sharp, -4, 1.5), -4, 1.5,
+            [(rules.get("blur_sharpness", -4), "blurry below")],
+            "log10(Laplacian variance / contrast)",
+        ),
+    }  # fmt: skip
+    actions = []
+    if actions_file.exists():
+        actions = _rows(
+            con,
+            "SELECT * FROM read_json($p, format='newline_delimited', ignore_errors=true) "
+            "ORDER BY at LIMIT 500",
+            {"p": str(actions_file)},
+        )
+    summary = compute(home, run_id)
+    prev_id = _previous_run(home, run_id, run.get("source"))
+    previous = compute(home, prev_id) if prev_id else None
+    con.close()
+    env = Environment(
+        loader=PackageLoader("photo_curate", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    html = env.get_template("report.html.j2").render(
+        run=run,
+        summary=summary,
+        previous=previous,
+        previous_id=prev_id,
+        kind_labels=KIND_LABELS,
+        groups=groups,
+        singles=singles,
+        clusters=list(cluster_groups.items()),
+        plan=plan,
+        n_plan=n_plan,
+        validations=validations,
+        actions=actions,
+        plots=plots,
+        caps={"groups": CAP_GROUPS, "images": CAP_IMAGES},
+    )
+    out = home.report_file(run_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

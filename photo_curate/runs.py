@@ -1,0 +1,104 @@
+"""The run history: one row per run in `runs`, written at start and rewritten at the end.
+
+A run that is killed stays `running` on disk; the next run (which holds the home lock, so no
+other run can be alive) marks it `failed` with the reason, so history never lies.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from photo_curate import __version__
+from photo_curate.home import Home
+from photo_curate.tableio import RowWriter, sql_literal_path
+
+STATUSES = ("running", "completed", "failed", "validation_failed")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_run_id(at: datetime | None = None) -> str:
+    """Sortable and unique: UTC time plus a short random suffix."""
+    at = at or now()
+    return at.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def write_run(home: Home, row: dict[str, Any]) -> None:
+    """Replace the run's row (the file is tiny; the write is atomic)."""
+    full = {
+        "n_files": None,
+        "n_images": None,
+        "n_invalid": None,
+        "n_skipped": None,
+        "n_findings": None,
+        "counts": None,
+        "step_seconds": None,
+        "error": None,
+        "flow_run_id": None,
+        "finished_at": None,
+        "home": str(home.root),
+        "host": platform.node(),
+        "version": __version__,
+        **row,
+    }
+    for key in ("counts", "step_seconds"):
+        if isinstance(full[key], dict):
+            full[key] = json.dumps(full[key], sort_keys=True)
+    with RowWriter(home, "runs", row["run_id"]) as out:
+        out.add(full)
+
+
+def read_run(home: Home, run_id: str) -> dict[str, Any] | None:
+    path = home.table_file("runs", run_id)
+    if not path.exists():
+        return None
+    con = duckdb.connect()
+    try:
+        res = con.execute(f"SELECT * FROM read_parquet({sql_literal_path(path)})")
+        cols = [d[0] for d in res.description]
+        rows = res.fetchall()
+        row = rows[0] if rows else None
+    finally:
+        con.close()
+    return dict(zip(cols, row, strict=True)) if row else None
+
+
+def all_run_ids(home: Home) -> list[str]:
+    """Run ids, newest first."""
+    return sorted((p.stem for p in home.table_dir("runs").glob("*.parquet")), reverse=True)
+
+
+def mark_interrupted(home: Home) -> list[str]:
+    """Runs still `running` while we hold the home lock died mid-way: record that."""
+    if not any(home.table_dir("runs").glob("*.parquet")):
+        return []
+    con = duckdb.connect()
+    pattern = sql_literal_path(home.table_dir("runs") / "*.parquet")
+    running = [
+        r[0]
+        for r in con.execute(
+            f"SELECT run_id FROM read_parquet({pattern}, union_by_name=true) "
+            "WHERE status = 'running'"
+        ).fetchall()
+    ]
+    con.close()
+    fixed = []
+    for run_id in running:
+        row = read_run(home, run_id)
+        if row:
+            row.update(
+                status="failed",
+                finished_at=row.get("finished_at") or now(),
+                error="interrupted: the process ended before the run finished",
+            )
+            write_run(home, row)
+            fixed.append(run_id)
+    return fixed

@@ -1,0 +1,104 @@
+"""The counts of a run, computed from its tables (true counts, unlike fastdup's summary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from photo_curate.home import Home
+from photo_curate.tableio import sql_literal_path
+
+KIND_LABELS = {
+    "invalid": "invalid (corrupt, truncated, empty)",
+    "duplicate": "duplicates",
+    "near_duplicate": "near duplicates (review)",
+    "dark": "dark",
+    "bright": "bright / overexposed",
+    "blurry": "blurry",
+    "outlier": "outliers",
+}
+
+
+def _view(con: duckdb.DuckDBPyConnection, home: Home, table: str, run_id: str) -> None:
+    path = home.table_file(table, run_id)
+    if path.exists():
+        body = f"SELECT * FROM read_parquet({sql_literal_path(path)})"
+    else:
+        from photo_curate.schema import empty_select
+
+        body = empty_select(table)
+    con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {body}')
+
+
+def compute(home: Home, run_id: str) -> dict[str, Any]:
+    """Counts per kind, groups, plan and bytes for one run."""
+    con = duckdb.connect()
+    for t in ("files", "images", "findings", "clusters", "plan"):
+        _view(con, home, t, run_id)
+    one = con.execute(
+        """SELECT
+            (SELECT count(*) FROM files WHERE entry_type = 'file') AS files,
+            (SELECT count(*) FROM images) AS images,
+            (SELECT count(*) FILTER (WHERE is_valid) FROM images) AS valid,
+            (SELECT count(*) FROM files WHERE entry_type = 'file' AND status = 'skipped')
+                AS skipped,
+            (SELECT count(*) FROM files WHERE entry_type <> 'file') AS other_entries,
+            (SELECT count(DISTINCT cluster_id) FROM clusters) AS clusters,
+            (SELECT coalesce(max(size), 0) FROM clusters) AS largest_cluster,
+            (SELECT count(*) FROM plan) AS planned_files,
+            (SELECT coalesce(sum(size_bytes), 0) FROM plan) AS planned_bytes"""
+    )
+    out = dict(zip([d[0] for d in one.description], one.fetchall()[0], strict=True))
+    kinds = con.sql(
+        """SELECT kind, count(DISTINCT path) AS files, count(DISTINCT group_id) AS groups,
+                  count(DISTINCT path) FILTER (WHERE action IN ('quarantine','trash','delete'))
+                    AS planned
+           FROM findings GROUP BY kind"""
+    ).fetchall()
+    out["kinds"] = {k: {"files": f, "groups": g, "planned": p} for k, f, g, p in kinds}
+    out["actions"] = dict(con.sql("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
+    con.close()
+    return out
+
+
+def _delta(now: int, before: int | None) -> str:
+    if before is None:
+        return ""
+    d = now - before
+    return f"  ({d:+d})" if d else "  (=)"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:,.1f} MiB"
+
+
+def format_summary(
+    s: dict[str, Any], previous: dict[str, Any] | None = None, run_id: str | None = None
+) -> str:
+    """A summary a person can read (the change since the previous run in brackets)."""
+    prev_kinds = (previous or {}).get("kinds", {})
+    files, valid, images = s["files"], s["valid"], s["images"]
+    pct = 100.0 * valid / images if images else 0.0
+    lines = [
+        f"files          {files:>8}{_delta(files, (previous or {}).get('files'))}",
+        f"images         {images:>8}   valid {valid} ({pct:.1f} %)",
+        f"skipped        {s['skipped']:>8}   (not images; other entries: {s['other_entries']})",
+    ]
+    for kind, label in KIND_LABELS.items():
+        k = s["kinds"].get(kind, {"files": 0, "groups": 0, "planned": 0})
+        before = prev_kinds.get(kind, {}).get("files") if previous else None
+        extra = ""
+        if kind in ("duplicate", "near_duplicate"):
+            extra = f"   in {k['groups']} groups"
+        if k["planned"]:
+            extra += f"   {k['planned']} planned"
+        lines.append(f"{label:<36} {k['files']:>6}{_delta(k['files'], before)}{extra}")
+    lines.append(
+        f"clusters of similar shots            {s['clusters']:>6}   largest {s['largest_cluster']}"
+    )
+    acts = ", ".join(f"{n} {a}" for a, n in sorted(s["actions"].items())) or "nothing"
+    lines.append(f"plan: {acts} ({_mib(s['planned_bytes'])})")
+    if run_id:
+        lines.insert(0, f"run {run_id}")
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+-- blurry: too little fine detail. `sharpness` is log10 of the Laplacian variance divided by
+-- the contrast (variance), so darkening or low contrast alone do not count. A shot is blurry
+-- when it is below the absolute floor $blur_sharpness, or when a similar shot of the same
+-- scene (fastdup similarity >= $blur_pair_similarity) has at least $blur_relative_drop more
+-- (log10) detail at a common scale: the blurred frame of a burst, or a blurred copy of a
+-- sharp photo. The common scale is the largest of 512, 256, 128 px (long side) that both
+-- images reach, so a small copy never makes its large original look blurred.
+WITH edges AS (
+    SELECT path_a AS path, path_b AS other FROM pairs
+    WHERE similarity >= $blur_pair_similarity
+    UNION ALL
+    SELECT path_b, path_a FROM pairs
+    WHERE similarity >= $blur_pair_similarity
+),
+relative AS (
+    SELECT
+        e.path,
+        max(coalesce(o.sharp_512 - i.sharp_512, o.sharp_256 - i.sharp_256,
+                     o.sharp_128 - i.sharp_128)) AS drop,
+        arg_max(e.other, coalesce(o.sharp_512 - i.sharp_512, o.sharp_256 - i.sharp_256,
+                                  o.sharp_128 - i.sharp_128)) AS sharper
+    FROM edges e
+    JOIN images i ON i.path = e.path
+    JOIN images o ON o.path = e.other
+    -- the sharper twin must be normally exposed: clipping and darkening change the measure
+    WHERE o.p95 >= $dark_relative_p95 AND o.clipped_bright <= $bright_relative_clipped
+    GROUP BY e.path
+)
+SELECT
+    i.path,
+    i.sharpness AS score,
+    CASE
+        WHEN i.sharpness < $blur_sharpness
+            THEN printf('blurry: sharpness %.2f is below %.2f', i.sharpness, $blur_sharpness)
+        ELSE printf('blurry: %.1fx less detail than the similar shot %s', pow(10, r.drop), r.sharper)
+    END AS reason
+FROM images i
+LEFT JOIN relative r USING (path)
+WHERE i.is_valid
+  AND i.sharpness IS NOT NULL
+  AND (i.sharpness < $blur_sharpness OR coalesce(r.drop, 0) >= $blur_relative_drop)

@@ -1,0 +1,31 @@
+-- dark: underexposed. Absolute: the brightest 5 % of pixels (p95) stay below $dark_p95 and the
+-- mean below $dark_mean, so a night scene with lights is not dark. Relative: a similar shot
+-- of the same scene (fastdup similarity >= $exposure_pair_similarity) is brighter by at least
+-- $dark_relative_drop levels of mean, and this one has no highlights left
+-- (p95 < $dark_relative_p95): the darkened copy, not its normal twin. score = p95.
+WITH edges AS (
+    SELECT path_a AS path, path_b AS other FROM pairs WHERE similarity >= $exposure_pair_similarity
+    UNION ALL
+    SELECT path_b, path_a FROM pairs WHERE similarity >= $exposure_pair_similarity
+),
+relative AS (
+    SELECT e.path, max(o.mean - i.mean) AS drop, arg_max(e.other, o.mean - i.mean) AS brighter
+    FROM edges e JOIN images i ON i.path = e.path JOIN images o ON o.path = e.other
+    -- compare with normally exposed shots only (not with a darkened or blown-out twin)
+    WHERE o.p95 >= $dark_relative_p95 AND o.clipped_bright <= $bright_relative_clipped
+    GROUP BY e.path
+)
+SELECT
+    i.path,
+    i.p95 AS score,
+    CASE
+        WHEN i.p95 < $dark_p95 AND i.mean < $dark_mean
+            THEN printf('dark: 95%% of pixels below %d of 255 (mean %.0f)', i.p95::INTEGER + 1, i.mean)
+        ELSE printf('dark: %.0f levels darker than the similar shot %s (p95 %d)',
+                    r.drop, r.brighter, i.p95::INTEGER)
+    END AS reason
+FROM images i
+LEFT JOIN relative r USING (path)
+WHERE i.is_valid
+  AND ((i.p95 < $dark_p95 AND i.mean < $dark_mean)
+       OR (coalesce(r.drop, 0) >= $dark_relative_drop AND i.p95 < $dark_relative_p95))

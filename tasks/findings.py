@@ -1,0 +1,159 @@
+"""Findings and plan: run the SQL rules of `sql/` over the run's Parquet tables.
+
+Per-image rules (invalid, dark, bright, blurry, outlier) give flags; the pair rules give
+duplicate, near-duplicate and cluster edges, grouped into connected components; `keeper.sql`
+picks the copy to keep; `plan.sql` decides each file's action. Everything is DuckDB over
+Parquet; the results are the run's `findings`, `clusters` and `plan` tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from prefect import task
+
+from photo_curate.config import CurateConfig
+from photo_curate.graph import components
+from photo_curate.home import Home
+from photo_curate.rules import params_for, rule_as_table, rule_sql
+from photo_curate.tableio import copy_to_table, sql_literal_path
+
+PER_IMAGE_RULES = ("invalid", "dark", "bright", "blurry", "outlier")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class FindingsResult:
+    counts: dict[str, int]  # files per finding kind
+    groups: dict[str, int]  # groups per grouped kind
+    n_planned: int
+    largest_cluster: int
+    n_clusters: int
+
+
+def rule_parameters(cfg: CurateConfig, run_id: str) -> dict[str, Any]:
+    r = cfg.rules
+    return {
+        **r.model_dump(),
+        "run_id": run_id,
+        "keep": cfg.actions.keep,
+        "act_on": list(cfg.actions.act_on),
+        "action": cfg.actions.action,
+    }
+
+
+def folder_globs(patterns: list[str]) -> list[str]:
+    """Config folders or globs as GLOB patterns over relative paths ('Raw' -> 'Raw/*')."""
+    out = []
+    for raw in patterns:
+        p = raw.strip().strip("/")
+        if not p:
+            continue
+        out.append(p if _GLOB_CHARS & set(p) else f"{p}/*")
+    return out
+
+
+def _open_run(home: Home, run_id: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for table in ("images", "pairs", "outliers"):
+        src = sql_literal_path(home.table_file(table, run_id))
+        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({src})')
+    return con
+
+
+def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult:
+    con = _open_run(home, run_id)
+    params = rule_parameters(cfg, run_id)
+    con.execute(
+        "CREATE TEMP TABLE raw_findings (path VARCHAR, kind VARCHAR, score DOUBLE, "
+        "group_id VARCHAR, is_keeper BOOLEAN, reason VARCHAR)"
+    )
+    for kind in PER_IMAGE_RULES:
+        rule_as_table(con, f"rule_{kind}", kind, params)
+        con.execute(
+            f"INSERT INTO raw_findings SELECT path, '{kind}', score, NULL, NULL, reason "
+            f'FROM "rule_{kind}"'
+        )
+    con.execute(
+        """CREATE TEMP TABLE flags AS
+           SELECT i.path,
+                  d.path IS NOT NULL AS dark, b.path IS NOT NULL AS bright,
+                  u.path IS NOT NULL AS blurry
+           FROM images i
+           LEFT JOIN rule_dark d USING (path) LEFT JOIN rule_bright b USING (path)
+           LEFT JOIN rule_blurry u USING (path)
+           WHERE i.is_valid"""
+    )
+    rule_as_table(con, "dup_edges", "duplicate_edges", params)
+    groups = {"duplicate": components(con, "dup_edges", "dup_members", "dup")}
+    rule_as_table(con, "near_edges", "near_duplicate_edges", params)
+    components(con, "near_edges", "near_all", "near")
+    # a near-duplicate group that is exactly one duplicate group says nothing new
+    con.execute(
+        """CREATE TEMP TABLE near_members AS
+           SELECT n.* FROM near_all n
+           WHERE n.group_id IN (
+               SELECT n2.group_id FROM near_all n2 LEFT JOIN dup_members d USING (path)
+               GROUP BY n2.group_id
+               HAVING count(DISTINCT coalesce(d.group_id, n2.path)) > 1)"""
+    )
+    groups["near_duplicate"] = con.execute(
+        "SELECT count(DISTINCT group_id) FROM near_members"
+    ).fetchall()[0][0]
+    prefer = folder_globs(cfg.actions.prefer_folders)
+    con.execute(
+        "CREATE TEMP TABLE prefs AS SELECT path, "
+        "len(list_filter($globs, lambda g: path GLOB g)) > 0 AS preferred FROM images",
+        {"globs": prefer},
+    )
+    for kind, members in (("duplicate", "dup_members"), ("near_duplicate", "near_members")):
+        con.execute(f'CREATE OR REPLACE TEMP VIEW members AS SELECT * FROM "{members}"')
+        con.execute(
+            f"INSERT INTO raw_findings SELECT path, '{kind}', score, group_id, is_keeper, reason "
+            f"FROM ({rule_sql('keeper')})",
+            params_for("keeper", params),
+        )
+    con.execute(
+        "CREATE TEMP TABLE protected AS SELECT path FROM images "
+        "WHERE len(list_filter($globs, lambda g: path GLOB g)) > 0",
+        {"globs": folder_globs(cfg.actions.protected)},
+    )
+    copy_to_table(con, home, "findings", run_id, rule_sql("plan"), params_for("plan", params))
+    con.execute(
+        "CREATE OR REPLACE VIEW findings AS SELECT * FROM read_parquet("
+        f"{sql_literal_path(home.table_file('findings', run_id))})"
+    )
+    copy_to_table(con, home, "plan", run_id, rule_sql("planned_files"))
+    # clusters of similar shots
+    rule_as_table(con, "cluster_edges", "cluster_edges", params)
+    n_clusters = components(con, "cluster_edges", "cluster_members", "cl")
+    copy_to_table(
+        con,
+        home,
+        "clusters",
+        run_id,
+        """SELECT $run_id AS run_id, group_id AS cluster_id, path,
+                  count(*) OVER (PARTITION BY group_id) AS size, score AS mean_similarity
+           FROM cluster_members ORDER BY size DESC, cluster_id, path""",
+        {"run_id": run_id},
+    )
+    counts = dict(
+        con.execute("SELECT kind, count(DISTINCT path) FROM findings GROUP BY kind").fetchall()
+    )
+    n_planned = con.execute(
+        "SELECT count(DISTINCT path) FROM findings WHERE action IN ('quarantine','trash','delete')"
+    ).fetchall()[0][0]
+    largest = con.execute(
+        "SELECT coalesce(max(c), 0) FROM (SELECT count(*) c FROM cluster_members GROUP BY group_id)"
+    ).fetchall()[0][0]
+    con.close()
+    return FindingsResult(counts, groups, n_planned, largest, n_clusters)
+
+
+@task(name="findings")
+def findings_task(home_root: str, run_id: str, cfg: CurateConfig) -> FindingsResult:
+    """SQL rules -> findings, groups, keepers, plan (deterministic: no retries)."""
+    return build_findings(Home(Path(home_root)), run_id, cfg)
