@@ -1,0 +1,612 @@
+"""Apply a run's plan to the disk, and undo it: quarantine, trash or delete, journaled.
+
+Safety rules, in order:
+- only a run whose validation passed is applied; one writer per home and per SOURCE (locks);
+- before touching a file: it must still be the file that was analysed (regular file, same
+  size and mtime; for delete also the same sha256), not under a protected folder, and, for a
+  duplicate, its group's keeper must still be there unchanged (never remove the last copy);
+- every action has a durable `intent` in the journal before the disk changes and an outcome
+  after; moves never overwrite (hard link + unlink, or a verified copy across devices);
+- recovery after a crash looks at where each file of a dangling intent really is;
+- after applying, great-expectations checks that files on disk before = after + moved +
+  deleted, and that every moved file is at its destination with the same hash.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from prefect import task
+
+from photo_curate.errors import UserError
+from photo_curate.home import Home
+from photo_curate.journal import Entry, Journal, last_states
+from photo_curate.locking import exclusive
+from photo_curate.progress import StepProgress
+from photo_curate.runs import read_run
+from photo_curate.tableio import sql_literal_path
+from tasks.findings import folder_globs
+from tasks.validate import count_regular_files
+
+DISK_ACTIONS = ("quarantine", "trash", "delete")
+BATCH = 200
+
+
+@dataclass
+class ApplyResult:
+    run_id: str
+    action: str
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    already: int = 0
+    recovered: int = 0
+    success: bool = True
+    checks: list[str] = field(default_factory=list)
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        lines = [
+            f"run {self.run_id}: {self.action}: {self.done} done, {self.skipped} skipped, "
+            f"{self.failed} failed, {self.already} already done before"
+            + (f", {self.recovered} recovered from an interrupted apply" if self.recovered else "")
+        ]
+        lines += [f"  skipped: {s}" for s in self.skipped_examples[:10]]
+        lines += [f"  check: {c}" for c in self.checks]
+        lines.append("validation after applying: " + ("passed" if self.success else "FAILED"))
+        return "\n".join(lines)
+
+
+@dataclass
+class UndoResult:
+    run_id: str
+    restored: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deleted_unrecoverable: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return self.failed == 0
+
+    def describe(self) -> str:
+        lines = [
+            f"run {self.run_id}: {self.restored} restored, {self.skipped} skipped, "
+            f"{self.failed} failed"
+        ]
+        if self.deleted_unrecoverable:
+            lines.append(f"  {self.deleted_unrecoverable} deleted files cannot come back")
+        lines += [f"  {n}" for n in self.notes[:20]]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- file operations
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def move_no_clobber(src: Path, dst: Path, sha256: str | None) -> None:
+    """Move src to dst, never overwriting dst; across devices copy, verify, then unlink."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
+    try:
+        os.link(src, dst)  # fails if dst exists: no silent overwrite
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            _copy_verified(src, dst, sha256)
+        elif exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EOPNOTSUPP):
+            os.rename(src, dst)  # no hard links here; dst was checked just above
+            _fsync_dir(dst.parent)
+            return
+        else:
+            raise
+    os.unlink(src)
+    _fsync_dir(dst.parent)
+    _fsync_dir(src.parent)
+
+
+def _copy_verified(src: Path, dst: Path, sha256: str | None) -> None:
+    part = dst.with_name(dst.name + ".curate-part")
+    part.unlink(missing_ok=True)
+    h = hashlib.sha256()
+    try:
+        with open(src, "rb") as fin, open(part, "xb") as fout:
+            while chunk := fin.read(1 << 20):
+                h.update(chunk)
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+        if sha256 and h.hexdigest() != sha256:
+            raise OSError(f"copy of {src} does not match its hash")
+        st = os.stat(src)
+        os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.link(part, dst)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- trash (freedesktop)
+
+
+def _trash_dirs() -> list[Path]:
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share")
+    dirs = [data / "Trash"]
+    for mount in {Path("/")} | {Path(p) for p in _mounts()}:
+        for name in (f".Trash/{os.getuid()}", f".Trash-{os.getuid()}"):
+            if (mount / name / "info").is_dir():
+                dirs.append(mount / name)
+    return dirs
+
+
+def _mounts() -> Iterator[str]:
+    try:
+        with open("/proc/mounts", encoding="utf-8") as fh:
+            for line in fh:
+                yield line.split()[1]
+    except OSError:
+        return
+
+
+def find_in_trash(original: Path) -> Path | None:
+    """Where send2trash put `original` (newest match), from the .trashinfo files."""
+    best: tuple[str, Path] | None = None
+    for trash in _trash_dirs():
+        info_dir = trash / "info"
+        for info in info_dir.glob("*.trashinfo"):
+            try:
+                text = info.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+            raw = urllib.parse.unquote(fields.get("Path", ""))
+            path = Path(raw) if raw.startswith("/") else trash.parent.parent / raw
+            if os.path.normpath(path) != os.path.normpath(original):
+                continue
+            when = fields.get("DeletionDate", "")
+            candidate = trash / "files" / info.name[: -len(".trashinfo")]
+            if candidate.exists() and (best is None or when > best[0]):
+                best = (when, candidate)
+    return best[1] if best else None
+
+
+def _trash_info_for(trashed: Path) -> Path:
+    return trashed.parent.parent / "info" / (trashed.name + ".trashinfo")
+
+
+# ---------------------------------------------------------------- plan and checks
+
+
+@dataclass(frozen=True)
+class Planned:
+    path: str
+    sha256: str | None
+    size_bytes: int | None
+    mtime_ns: int | None
+    keeper: str | None
+    keeper_size: int | None
+    keeper_mtime_ns: int | None
+
+
+def _planned(home: Home, run_id: str) -> list[Planned]:
+    con = duckdb.connect()
+    f = sql_literal_path(home.table_file("findings", run_id))
+    p = sql_literal_path(home.table_file("plan", run_id))
+    i = sql_literal_path(home.table_file("images", run_id))
+    rows = con.execute(
+        f"""WITH keepers AS (
+                SELECT d.path, k.path AS keeper FROM read_parquet({f}) d
+                JOIN read_parquet({f}) k ON k.group_id = d.group_id AND k.is_keeper
+                WHERE d.kind = 'duplicate' AND NOT d.is_keeper)
+            SELECT p.path, p.sha256, p.size_bytes, p.mtime_ns, k.keeper,
+                   ki.size_bytes, ki.mtime_ns
+            FROM read_parquet({p}) p
+            LEFT JOIN keepers k USING (path)
+            LEFT JOIN read_parquet({i}) ki ON ki.path = k.keeper
+            ORDER BY p.path"""
+    ).fetchall()
+    con.close()
+    return [Planned(*r) for r in rows]
+
+
+def _unchanged(path: Path, size: int | None, mtime_ns: int | None) -> str | None:
+    """None if `path` is still the analysed regular file, else why not."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "vanished since the run"
+    except OSError as exc:
+        return f"cannot stat: {exc.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return "no longer a regular file"
+    if size is not None and st.st_size != size:
+        return "changed since the run (size)"
+    if mtime_ns is not None and st.st_mtime_ns != mtime_ns:
+        return "changed since the run (modification time)"
+    return None
+
+
+def _protected(path: str, patterns: list[str]) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(path, g) for g in folder_globs(patterns))
+
+
+def source_lock(source: Path) -> Path:
+    """A lock file per SOURCE, outside SOURCE (we never write into the user's folder)."""
+    key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:24]
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / "photo-curate-locks"
+    return base / f"{key}.lock"
+
+
+# ---------------------------------------------------------------- recovery
+
+
+def recover(home: Home, run_id: str, source: Path) -> int:
+    """Resolve intents without an outcome (a crash mid-apply or mid-undo). Returns how many."""
+    states = last_states(home.table_file("actions", run_id, ".jsonl"))
+    dangling = [e for e in states.values() if e.status == "intent"]
+    if not dangling:
+        return 0
+    with Journal(home, run_id) as j:
+        for e in dangling:
+            j.write(_resolve(e, source))
+    return len(dangling)
+
+
+def _outcome(e: Entry, status: str, detail: str, destination: str | None = None) -> Entry:
+    return Entry(
+        run_id=e.run_id,
+        op_id=e.op_id,
+        path=e.path,
+        action=e.action,
+        status=status,
+        destination=destination if destination is not None else e.destination,
+        sha256=e.sha256,
+        size_bytes=e.size_bytes,
+        detail=detail,
+    )
+
+
+def _resolve(e: Entry, source: Path) -> Entry:
+    src = source / e.path
+    dst = Path(e.destination) if e.destination else None
+    part = dst.with_name(dst.name + ".curate-part") if dst else None
+    if part is not None and part.exists():
+        part.unlink()
+    if e.action == "restore":
+        src, dst = dst, source / e.path  # a restore moves destination -> original
+    at_src = src is not None and src.exists()
+    at_dst = dst is not None and dst.exists()
+    if e.action == "delete":
+        if at_src:
+            return _outcome(e, "failed", "interrupted before deleting: file kept")
+        return _outcome(e, "done", "recovered: the file was deleted")
+    if e.action == "trash" and e.status == "intent" and not at_src:
+        found = find_in_trash(source / e.path)
+        if found:
+            return _outcome(e, "done", "recovered: found in the trash", str(found))
+        return _outcome(e, "failed", "recovered: not at its place and not found in the trash")
+    if at_src and not at_dst:
+        return _outcome(e, "failed", "interrupted before the move: file left in place")
+    if at_dst and not at_src:
+        return _outcome(e, "done", "recovered: the move had completed")
+    if at_src and at_dst:
+        assert src is not None and dst is not None
+        same = os.path.samefile(src, dst) or sha256_file(src) == sha256_file(dst)
+        if same:
+            os.unlink(src)  # the second name of a completed link or verified copy
+            return _outcome(e, "done", "recovered: completed the interrupted move")
+        return _outcome(e, "failed", "recovered: two different files; both left in place")
+    return _outcome(e, "failed", "recovered: the file is at neither place")
+
+
+# ---------------------------------------------------------------- apply
+
+
+def _config_of(run: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(run["config"]) if run.get("config") else {}
+
+
+def apply_plan(
+    home: Home,
+    run_id: str,
+    action: str | None = None,
+    confirm_delete: bool | None = None,
+) -> ApplyResult:
+    """Apply (or resume applying) the plan of `run_id`."""
+    run = read_run(home, run_id)
+    if run is None:
+        raise UserError(f"no run {run_id} in {home.root}")
+    if run.get("status") != "completed":
+        raise UserError(
+            f"run {run_id} is {run.get('status')}: only a completed, validated run is applied"
+        )
+    cfg = _config_of(run).get("actions", {})
+    action = action or cfg.get("action", "quarantine")
+    if action not in DISK_ACTIONS:
+        raise UserError(f"unknown action {action!r}")
+    if action == "delete" and confirm_delete is not True:
+        raise UserError(
+            "delete is permanent: deleted files cannot come back; "
+            "repeat with --yes to delete, or use --action quarantine"
+        )
+    source = Path(run["source"])
+    if not source.is_dir():
+        raise UserError(f"SOURCE {source} of run {run_id} is gone")
+    with exclusive(home.lock_file, f"curation home {home.root}"):
+        return apply_held(home, run_id, source, action, cfg.get("protected", []))
+
+
+def apply_held(
+    home: Home, run_id: str, source: Path, action: str, protected: list[str]
+) -> ApplyResult:
+    """Apply while the caller holds the home lock (the flow does); takes the SOURCE lock."""
+    with exclusive(source_lock(source), f"SOURCE {source}"):
+        return _apply_locked(home, run_id, source, action, protected)
+
+
+def _apply_locked(
+    home: Home, run_id: str, source: Path, action: str, protected: list[str]
+) -> ApplyResult:
+    res = ApplyResult(run_id, action)
+    res.recovered = recover(home, run_id, source)
+    journal_path = home.table_file("actions", run_id, ".jsonl")
+    states = last_states(journal_path)
+    by_path = {e.path: e for e in states.values()}
+    planned = _planned(home, run_id)
+    files_before = count_regular_files(source, home.root)
+    moved: list[tuple[str, Path, str | None]] = []
+    deleted = 0
+    qdir = home.quarantine_dir(run_id)
+    with Journal(home, run_id) as j, StepProgress("apply", len(planned), "files") as prog:
+        for start in range(0, len(planned), BATCH):
+            batch = planned[start : start + BATCH]
+            todo: list[tuple[Planned, Entry]] = []
+            for p in batch:
+                last = by_path.get(p.path)
+                if last and last.action in DISK_ACTIONS and last.status == "done":
+                    res.already += 1
+                    continue
+                why = _precheck(source, p, protected)
+                op = f"{action}-{uuid.uuid4().hex[:12]}"
+                if why:
+                    j.write(Entry(run_id, op, p.path, action, "skipped", detail=why))
+                    res.skipped += 1
+                    res.skipped_examples.append(f"{p.path}: {why}")
+                    continue
+                dest = str(qdir / p.path) if action == "quarantine" else None
+                e = Entry(run_id, op, p.path, action, "intent", dest, p.sha256, p.size_bytes)
+                j.write(e)
+                todo.append((p, e))
+            j.sync()  # intents are durable before the disk changes
+            for p, e in todo:
+                try:
+                    dest = _do(source, p, e, action)
+                    j.write(_outcome(e, "done", "ok", dest))
+                    res.done += 1
+                    if action == "delete":
+                        deleted += 1
+                    else:
+                        moved.append((p.path, Path(dest), p.sha256))
+                except Exception as exc:
+                    j.write(_outcome(e, "failed", f"{type(exc).__name__}: {exc}"[:300]))
+                    res.failed += 1
+            j.sync()
+            prog.advance(len(batch))
+    files_after = count_regular_files(source, home.root)
+    _validate_apply(home, run_id, res, files_before, files_after, moved, deleted)
+    _refresh(home)
+    return res
+
+
+def _precheck(source: Path, p: Planned, protected: list[str]) -> str | None:
+    if _protected(p.path, protected):
+        return "under a protected folder"
+    why = _unchanged(source / p.path, p.size_bytes, p.mtime_ns)
+    if why:
+        return why
+    if p.keeper:
+        kwhy = _unchanged(source / p.keeper, p.keeper_size, p.keeper_mtime_ns)
+        if kwhy:
+            return f"its keeper {p.keeper} is {kwhy}: not removing what may be the last copy"
+    return None
+
+
+def _do(source: Path, p: Planned, e: Entry, action: str) -> str | None:
+    src = source / p.path
+    if action == "quarantine":
+        assert e.destination is not None
+        move_no_clobber(src, Path(e.destination), p.sha256)
+        return e.destination
+    if action == "trash":
+        from send2trash import send2trash
+
+        send2trash(str(src))
+        found = find_in_trash(src)
+        if found is None:
+            raise OSError("trashed, but not found in the trash afterwards")
+        return str(found)
+    # delete: only the very file that was analysed
+    if p.sha256 and sha256_file(src) != p.sha256:
+        raise OSError("content changed since the run (sha256): not deleted")
+    os.unlink(src)
+    _fsync_dir(src.parent)
+    return None
+
+
+def _validate_apply(
+    home: Home,
+    run_id: str,
+    res: ApplyResult,
+    before: int,
+    after: int,
+    moved: list[tuple[str, Path, str | None]],
+    deleted: int,
+) -> None:
+    import pandas as pd
+
+    from photo_curate.validation import Check, run_suites
+    from tasks.validate import record_outcomes
+
+    counts = pd.DataFrame([{"before": before, "after_plus_removed": after + len(moved) + deleted}])
+    hashes = pd.DataFrame(
+        [
+            {"path": path, "at_destination": dest.exists(),
+             "same_hash": dest.exists() and (sha is None or sha256_file(dest) == sha)}
+            for path, dest, sha in moved
+        ]
+        or [{"path": None, "at_destination": True, "same_hash": True}]
+    )  # fmt: skip
+    outcomes = run_suites(
+        {
+            "apply_counts": (
+                counts,
+                [
+                    Check(
+                        "ExpectColumnPairValuesToBeEqual",
+                        {"column_A": "before", "column_B": "after_plus_removed"},
+                    )
+                ],
+            ),
+            "apply_moved": (
+                hashes,
+                [
+                    Check("ExpectColumnValuesToBeInSet", {"column": c, "value_set": [True]})
+                    for c in ("at_destination", "same_hash")
+                ],
+            ),
+        }
+    )  # fmt: skip
+    record_outcomes(home, run_id, "apply", outcomes)
+    res.success = all(o.success for o in outcomes)
+    res.checks = [
+        f"{o.suite}: {o.expectation} {'passed' if o.success else 'FAILED'} ({o.observed})"
+        for o in outcomes
+    ]
+
+
+def _refresh(home: Home) -> None:
+    from photo_curate import catalog
+
+    catalog.rebuild(home)
+
+
+# ---------------------------------------------------------------- undo
+
+
+def undo_run(home: Home, run_id: str) -> UndoResult:
+    run = read_run(home, run_id)
+    if run is None:
+        raise UserError(f"no run {run_id} in {home.root}")
+    source = Path(run["source"])
+    journal_path = home.table_file("actions", run_id, ".jsonl")
+    if not journal_path.exists():
+        raise UserError(f"run {run_id} changed nothing on disk: nothing to undo")
+    res = UndoResult(run_id)
+    with (
+        exclusive(home.lock_file, f"curation home {home.root}"),
+        exclusive(source_lock(source), f"SOURCE {source}"),
+    ):
+        recover(home, run_id, source)
+        states = last_states(journal_path)
+        latest: dict[str, Entry] = {}
+        for e in states.values():
+            if e.status in ("done",):
+                latest[e.path] = e
+        todo = [e for e in latest.values() if e.action in ("quarantine", "trash")]
+        res.deleted_unrecoverable = sum(1 for e in latest.values() if e.action == "delete")
+        with Journal(home, run_id) as j:
+            intents = []
+            for e in sorted(todo, key=lambda x: x.path):
+                original = source / e.path
+                if original.exists() or original.is_symlink():
+                    j.write(
+                        _outcome(
+                            _restore_entry(e), "skipped", "a file now exists at the original path"
+                        )
+                    )
+                    res.skipped += 1
+                    res.notes.append(
+                        f"{e.path}: a file now exists at the original path; left in {e.destination}"
+                    )
+                    continue
+                if not e.destination or not Path(e.destination).exists():
+                    j.write(_outcome(_restore_entry(e), "failed", "not found where it was moved"))
+                    res.failed += 1
+                    res.notes.append(f"{e.path}: not found at {e.destination}")
+                    continue
+                r = _restore_entry(e)
+                j.write(r)
+                intents.append((e, r))
+            j.sync()
+            for e, r in intents:
+                try:
+                    assert e.destination is not None
+                    move_no_clobber(Path(e.destination), source / e.path, e.sha256)
+                    if e.action == "trash":
+                        _trash_info_for(Path(e.destination)).unlink(missing_ok=True)
+                    j.write(_outcome(r, "done", "restored"))
+                    res.restored += 1
+                except Exception as exc:
+                    j.write(_outcome(r, "failed", f"{type(exc).__name__}: {exc}"[:300]))
+                    res.failed += 1
+            j.sync()
+    _refresh(home)
+    return res
+
+
+def _restore_entry(e: Entry) -> Entry:
+    return Entry(
+        run_id=e.run_id,
+        op_id=f"restore:{e.op_id}",
+        path=e.path,
+        action="restore",
+        status="intent",
+        destination=e.destination,
+        sha256=e.sha256,
+        size_bytes=e.size_bytes,
+    )
+
+
+@task(name="apply", retries=0)
+def apply_task(
+    home_root: str, run_id: str, source: str, action: str, protected: list[str]
+) -> ApplyResult:
+    """Apply the plan inside the flow (which holds the home lock); no automatic retries:
+    a person should look at a failed apply."""
+    return apply_held(Home(Path(home_root)), run_id, Path(source), action, protected)
