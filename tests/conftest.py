@@ -1,0 +1,70 @@
+"""Shared fixtures: a real-photo collection with planted defects, a Prefect test server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("SENTRY_OPT_OUT", "1")
+os.environ.setdefault("FASTDUP_PRODUCTION", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(photos folder, truth.csv) built once from the photos in the installed wheels."""
+    from photo_curate.sample import build_collection
+
+    root = tmp_path_factory.mktemp("sample")
+    truth = build_collection(root, seed=7)
+    return root / "photos", truth
+
+
+@pytest.fixture
+def collection(sample: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A private copy of the sample collection (mtimes kept) that a test may change."""
+    dst = tmp_path / "photos"
+    shutil.copytree(sample[0], dst, copy_function=shutil.copy2)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One Prefect test server for the session (starting one costs ~10 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def run_flow(prefect_server: None) -> Any:
+    """Call the real `curate` flow against the session's Prefect server."""
+    from flows.curate import curate
+
+    def _run(source: Path, home: Path, **kw: Any) -> dict[str, Any]:
+        return curate(source=str(source), home=str(home), **kw)
+
+    return _run
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every regular file under root (symlinks by target)."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                out[rel] = "link:" + os.readlink(p)
+            else:
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
