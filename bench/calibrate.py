@@ -37,8 +37,13 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     },
     "blurry": {
         "blur_sharpness": [-2.8, -2.6, -2.4],
+        "blur_falloff": [-0.5, -0.55, -0.6, -0.65, -0.7, -0.8, -9],
         "blur_relative_drop": [0.6, 0.8, 1.0],
-        "blur_pair_similarity": [0.7, 0.75, 0.8],
+    },
+    "exposure": {
+        "exposure_pair_similarity": [0.7, 0.75, 0.8, 0.85],
+        "dark_relative_drop": [30, 45],
+        "bright_relative_lift": [40, 50],
     },
     "duplicate": {
         "duplicate_similarity": [0.86, 0.88, 0.90, 0.92],
@@ -46,7 +51,13 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
         "duplicate_max_sharpness_diff": [0.35, 0.45, 0.6],
     },
 }
-SCORE_OF = {"dark": "dark", "bright": "bright", "blurry": "blurry", "duplicate": "duplicate pairs"}
+SCORE_OF = {
+    "dark": "dark",
+    "bright": "bright",
+    "blurry": "blurry",
+    "exposure": "dark",
+    "duplicate": "duplicate pairs",
+}
 
 
 def runs(work: Path) -> list[tuple[Home, str, Path]]:

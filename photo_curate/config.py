@@ -62,7 +62,7 @@ class RulesConfig(_Strict):
     )
     near_duplicate_similarity: float = Field(0.80, ge=0.0, le=1.0)
     cluster_similarity: float = Field(0.80, ge=0.0, le=1.0)
-    exposure_pair_similarity: float = Field(0.70, ge=0.0, le=1.0)
+    exposure_pair_similarity: float = Field(0.75, ge=0.0, le=1.0)
     dark_p95: float = Field(50.0, ge=0, le=255, description="brightest tones below: dark")
     dark_mean: float = Field(50.0, ge=0, le=255)
     dark_relative_drop: float = Field(30.0, ge=0, le=255)
@@ -72,8 +72,11 @@ class RulesConfig(_Strict):
     bright_relative_lift: float = Field(50.0, ge=0, le=255)
     bright_relative_clipped: float = Field(0.35, ge=0, le=1)
     blur_sharpness: float = Field(-2.6, description="log10 contrast-normalised Laplacian var")
+    blur_falloff: float = Field(
+        -0.7, description="sharpness at 256 px minus at 128 px below this: blurry"
+    )
     blur_relative_drop: float = Field(
-        0.8, ge=0, description="this much less sharp (log10) than a similar shot: blurry"
+        1.0, ge=0, description="this much less sharp (log10) than a similar shot: blurry"
     )
     blur_pair_similarity: float = Field(0.70, ge=0.0, le=1.0)
     outlier_similarity: float = Field(0.60, ge=0.0, le=1.0)

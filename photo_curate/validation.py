@@ -59,6 +59,7 @@ def run_suites(suites: dict[str, tuple[pd.DataFrame, list[Check]]]) -> list[Outc
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
     source = ctx.data_sources.add_pandas("curate")
     outcomes: list[Outcome] = []
     for name, (frame, checks) in suites.items():

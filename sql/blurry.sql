@@ -1,6 +1,8 @@
 -- blurry: too little fine detail. `sharpness` is log10 of the Laplacian variance divided by
 -- the contrast (variance), so darkening or low contrast alone do not count. A shot is blurry
--- when it is below the absolute floor $blur_sharpness, or when a similar shot of the same
+-- when it is below the absolute floor $blur_sharpness; or when its detail falls off towards
+-- fine scales (sharpness at 256 px minus at 128 px below $blur_falloff: natural photos keep
+-- about the same detail across scales, blur removes the finest first); or when a similar shot of the same
 -- scene (fastdup similarity >= $blur_pair_similarity) has at least $blur_relative_drop more
 -- (log10) detail at a common scale: the blurred frame of a burst, or a blurred copy of a
 -- sharp photo. The common scale is the largest of 512, 256, 128 px (long side) that both
@@ -32,10 +34,15 @@ SELECT
     CASE
         WHEN i.sharpness < $blur_sharpness
             THEN printf('blurry: sharpness %.2f is below %.2f', i.sharpness, $blur_sharpness)
+        WHEN i.sharp_256 - i.sharp_128 < $blur_falloff
+            THEN printf('blurry: fine detail falls off (%.2f from 128 to 256 px)',
+                        i.sharp_256 - i.sharp_128)
         ELSE printf('blurry: %.1fx less detail than the similar shot %s', pow(10, r.drop), r.sharper)
     END AS reason
 FROM images i
 LEFT JOIN relative r USING (path)
 WHERE i.is_valid
   AND i.sharpness IS NOT NULL
-  AND (i.sharpness < $blur_sharpness OR coalesce(r.drop, 0) >= $blur_relative_drop)
+  AND (i.sharpness < $blur_sharpness
+       OR coalesce(i.sharp_256 - i.sharp_128, 0) < $blur_falloff
+       OR coalesce(r.drop, 0) >= $blur_relative_drop)
