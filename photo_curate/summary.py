@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import duckdb
@@ -31,6 +32,15 @@ def _view(con: duckdb.DuckDBPyConnection, home: Home, table: str, run_id: str) -
     con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {body}')
 
 
+def _act_on(home: Home, run_id: str) -> list[str]:
+    """The finding kinds the run's plan acts on (its recorded config)."""
+    from photo_curate.runs import read_run
+
+    run = read_run(home, run_id) or {}
+    cfg = json.loads(run["config"]) if run.get("config") else {}
+    return list(cfg.get("actions", {}).get("act_on", ["duplicate", "invalid"]))
+
+
 def compute(home: Home, run_id: str) -> dict[str, Any]:
     """Counts per kind, groups, plan and bytes for one run."""
     con = duckdb.connect()
@@ -50,11 +60,13 @@ def compute(home: Home, run_id: str) -> dict[str, Any]:
             (SELECT coalesce(sum(size_bytes), 0) FROM plan) AS planned_bytes"""
     )
     out = dict(zip([d[0] for d in one.description], one.fetchall()[0], strict=True))
-    kinds = con.sql(
+    act_on = _act_on(home, run_id)
+    kinds = con.execute(
         """SELECT kind, count(DISTINCT path) AS files, count(DISTINCT group_id) AS groups,
-                  count(DISTINCT path) FILTER (WHERE action IN ('quarantine','trash','delete'))
-                    AS planned
-           FROM findings GROUP BY kind"""
+                  count(DISTINCT path) FILTER (WHERE action IN ('quarantine','trash','delete')
+                                               AND list_contains($act_on, kind)) AS planned
+           FROM findings GROUP BY kind""",
+        {"act_on": act_on},
     ).fetchall()
     out["kinds"] = {k: {"files": f, "groups": g, "planned": p} for k, f, g, p in kinds}
     out["actions"] = dict(con.sql("SELECT action, count(*) FROM plan GROUP BY action").fetchall())

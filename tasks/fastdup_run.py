@@ -102,6 +102,38 @@ def _pump(stream: IO[bytes], log_path: Path, prog: StepProgress) -> None:
                     last_pct = pct
 
 
+_started: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def start_child(cwd: Path) -> subprocess.Popen[bytes]:
+    """A fastdup child that imports fastdup now and waits on stdin for its spec."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, SENTRY_OPT_OUT="1", FASTDUP_PRODUCTION="1", QT_QPA_PLATFORM="offscreen")
+    return subprocess.Popen(
+        [sys.executable, "-m", "photo_curate.fastdup_child", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.PIPE,
+        env=env,
+        cwd=str(cwd),
+        start_new_session=True,  # its own process group: SIGKILL reaches its helpers too
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads are started in between)
+    )
+
+
+def prestart(home: Home, run_id: str) -> None:
+    """Start the run's fastdup child early, so its import overlaps the inspect step."""
+    if run_id not in _started:
+        _started[run_id] = start_child(home.run_dir(run_id))
+
+
+def discard_prestarted(run_id: str) -> None:
+    """Stop a prestarted child that will not be used (the run failed or fastdup was skipped)."""
+    proc = _started.pop(run_id, None)
+    if proc is not None:
+        _kill(proc)
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -117,6 +149,7 @@ def run_fastdup(home: Home, run_id: str, spec: FastdupSpec) -> FastdupResult:
     list_path = run_dir / "fastdup_input.txt"
     n = write_input_list(home, run_id, list_path)
     if n < MIN_IMAGES:
+        discard_prestarted(run_id)
         return FastdupResult(
             "skipped", None, n, f"fastdup skipped: {n} valid image(s), at least 2 are needed"
         )
@@ -134,21 +167,16 @@ def run_fastdup(home: Home, run_id: str, spec: FastdupSpec) -> FastdupResult:
             }
         )
     )
-    env = dict(os.environ, SENTRY_OPT_OUT="1", FASTDUP_PRODUCTION="1", QT_QPA_PLATFORM="offscreen")
     log_path = run_dir / "fastdup.log"
     t0 = time.monotonic()
     with StepProgress("fastdup", 100, "%") as prog:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "photo_curate.fastdup_child", str(child_spec)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=str(run_dir),
-            start_new_session=True,  # its own process group: SIGKILL reaches its helpers too
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads are started in between)
-        )
-        assert proc.stdout is not None
+        proc = _started.pop(run_id, None) or start_child(run_dir)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(f"{child_spec}\n".encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died early; its exit code tells
         pump = threading.Thread(target=_pump, args=(proc.stdout, log_path, prog), daemon=True)
         pump.start()
         try:

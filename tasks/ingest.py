@@ -34,6 +34,8 @@ class IngestResult:
 
 def check_source(source: str | os.PathLike[str]) -> Path:
     """The absolute SOURCE folder, or a one-line user error."""
+    if not str(source).strip():
+        raise UserError("SOURCE is empty: name the folder to curate (deployments: CURATE_SOURCE)")
     p = Path(source).expanduser()
     if not p.exists():
         raise UserError(f"SOURCE {source}: no such folder")

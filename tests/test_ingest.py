@@ -84,6 +84,8 @@ def test_unreadable_folder_is_recorded(tmp_path: Path) -> None:
 
 
 def test_source_checks(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="SOURCE is empty"):
+        check_source("")
     with pytest.raises(UserError, match="no such folder"):
         check_source(tmp_path / "missing")
     f = tmp_path / "file.jpg"
