@@ -43,28 +43,39 @@ fd.run()
 """
 
 
-def build_speed_collection(out: Path, n_images: int, seed: int = 0) -> int:
-    """Distinct JPEG files cut from real photos; returns how many were written."""
+def build_speed_collection(
+    out: Path, n_images: int, seed: int = 0, sides: tuple[int, int] = (480, 1600)
+) -> int:
+    """Distinct JPEG files cut from real photos; returns how many were written.
+
+    `sides`: the range of the long side. For camera-sized files (e.g. 3000-4000 px) only the
+    photos at least that large are used (the 5120 px wallpapers), cropped, never upscaled.
+    """
     if out.exists() and len(list(out.rglob("*.jpg"))) == n_images:
         return n_images
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     rng = random.Random(seed)
-    pool = photo_pool()
     sources = []
-    for p in pool:
+    camera_sized = sides[0] > 1600
+    limit = int(sides[1] / 0.5) if camera_sized else 2000
+    for p in photo_pool():
         im = Image.open(p)
-        im.draft("RGB", (1600, 1600))
+        if camera_sized and max(im.size) < sides[1] / 0.95:
+            continue
+        im.draft("RGB", (sides[1], sides[1]))
         im = im.convert("RGB")
-        im.thumbnail((2000, 2000))
+        im.thumbnail((limit, limit))
         sources.append(im)
+    if not sources:
+        raise SystemExit(f"no photo is large enough for {sides}")
     for i in range(n_images):
         im = sources[i % len(sources)]
         w, h = im.size
         cw, ch = int(w * rng.uniform(0.5, 0.95)), int(h * rng.uniform(0.5, 0.95))
         x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
         crop = im.crop((x, y, x + cw, y + ch))
-        side = rng.randint(480, 1600)
+        side = rng.randint(*sides)
         crop.thumbnail((side, side))
         folder = out / f"{i // 250:02d}"
         folder.mkdir(exist_ok=True)
@@ -136,10 +147,13 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2100)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", default="/tmp/curate-bench-speed")
+    ap.add_argument("--sides", type=int, nargs=2, default=[480, 1600],
+                    help="range of the long side in px (camera-sized: 3000 4000)")  # fmt: skip
     args = ap.parse_args()
     work = Path(args.work)
-    collection = work / f"collection-{args.images}"
-    n = build_speed_collection(collection, args.images)
+    suffix = "" if args.sides == [480, 1600] else f"-{args.sides[0]}-{args.sides[1]}"
+    collection = work / f"collection-{args.images}{suffix}"
+    n = build_speed_collection(collection, args.images, sides=tuple(args.sides))
     server, url = start_server(work / "prefect-home")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     with_server = {**base_env, "PREFECT_API_URL": url}
@@ -173,8 +187,17 @@ def main() -> None:
         f"{med['ratio_embedded']:.2f}x"
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "speed.json").write_text(
-        json.dumps({"images": n, "cores": os.cpu_count(), "rounds": rows, "median": med}, indent=1)
+    (RESULTS / f"speed{suffix}.json").write_text(
+        json.dumps(
+            {
+                "images": n,
+                "sides": args.sides,
+                "cores": os.cpu_count(),
+                "rounds": rows,
+                "median": med,
+            },
+            indent=1,
+        )
     )
 
 

@@ -237,3 +237,39 @@ def _retarget(home: Home, run_id: str, old: Path, new: Path) -> None:
     assert row is not None and row["source"] == str(old)
     row["source"] = str(new)
     write_run(home, row)
+
+
+def test_keep_strategies_and_preferred_folders(run_flow, collection: Path, tmp_path: Path):
+    def keepers(cfg: dict) -> dict[str, str]:
+        home = Home(tmp_path / f"home-{len(list(tmp_path.iterdir()))}")
+        run_id = run_flow(collection, home.root, config=cfg)["run_id"]
+        con = duckdb.connect()
+        return dict(
+            con.execute(
+                "SELECT group_id, path FROM read_parquet($p) WHERE kind='duplicate' AND is_keeper",
+                {"p": str(home.table_file("findings", run_id))},
+            ).fetchall()
+        )
+
+    best = keepers({})
+    assert all(p.startswith("DCIM/") for p in best.values())  # the originals
+    preferred = keepers({"actions": {"prefer_folders": ["Backup"]}})
+    assert all(p.startswith("Backup/") for p in preferred.values())
+    largest = keepers({"actions": {"keep": "largest"}})
+    con = duckdb.connect()
+    for path in largest.values():
+        size = (collection / path).stat().st_size
+        group_sizes = [(collection / p).stat().st_size for p in _group_of(con, tmp_path, path)]
+        assert size == max(group_sizes)
+
+
+def _group_of(con: duckdb.DuckDBPyConnection, tmp_path: Path, path: str) -> list[str]:
+    files = sorted(tmp_path.glob("home-*/data/findings/*.parquet"))[-1]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT path FROM read_parquet($p) WHERE kind='duplicate' AND group_id = "
+            "(SELECT group_id FROM read_parquet($p) WHERE kind='duplicate' AND path = $x)",
+            {"p": str(files), "x": path},
+        ).fetchall()
+    ]
