@@ -106,12 +106,11 @@ def _print_result(result: dict[str, Any]) -> None:
 
 
 def _previous_summary(home: Any, run_id: str) -> dict[str, Any] | None:
-    from photo_curate.report import _previous_run
-    from photo_curate.runs import read_run
+    from photo_curate.runs import previous_run, read_run
     from photo_curate.summary import compute
 
     run = read_run(home, run_id)
-    prev = _previous_run(home, run_id, run.get("source") if run else None)
+    prev = previous_run(home, run_id, run.get("source") if run else None)
     return compute(home, prev) if prev else None
 
 

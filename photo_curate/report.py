@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageOps
 
 from photo_curate.home import Home
-from photo_curate.inspect_image import THUMB_SIZE
-from photo_curate.runs import read_run
-from photo_curate.summary import KIND_LABELS, _view, compute
+from photo_curate.inspect_image import THUMB_SIZE, write_thumbnail
+from photo_curate.runs import previous_run, read_run
+from photo_curate.summary import KIND_LABELS, compute, run_view
 
 CAP_GROUPS = 60
 CAP_MEMBERS = 12
@@ -48,13 +49,9 @@ def make_thumbnail(home: Home, sha256: str | None, candidates: list[Path]) -> st
         try:
             with Image.open(src) as opened:
                 opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))
-                im = ImageOps.exif_transpose(opened).convert("RGB")
-                im.thumbnail((THUMB_SIZE, THUMB_SIZE))
-                out.parent.mkdir(parents=True, exist_ok=True)
-                tmp = out.with_name(f".{out.name}.{os.getpid()}")
-                im.save(tmp, "JPEG", quality=80)
-                os.replace(tmp, out)
-                return rel
+                upright = ImageOps.exif_transpose(opened).convert("RGB")
+            write_thumbnail(np.asarray(upright), str(out))
+            return rel
         except Exception:
             continue
     return None
@@ -110,17 +107,6 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | Non
     return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
 
 
-def _previous_run(home: Home, run_id: str, source: str | None) -> str | None:
-    from photo_curate.runs import all_run_ids
-
-    for rid in all_run_ids(home):
-        if rid < run_id:
-            row = read_run(home, rid)
-            if row and row.get("source") == source and row.get("status") == "completed":
-                return rid
-    return None
-
-
 def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Path:
     run = read_run(home, run_id)
     if run is None:
@@ -130,7 +116,7 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
     source = Path(source_root or run["source"])
     con = duckdb.connect()
     for t in ("images", "findings", "clusters", "plan", "validations"):
-        _view(con, home, t, run_id)
+        run_view(con, home, t, run_id)
     actions_file = home.table_file("actions", run_id, ".jsonl")
 
     def thumb(row: dict[str, Any]) -> str | None:
@@ -226,7 +212,7 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
             {"p": str(actions_file)},
         )
     summary = compute(home, run_id)
-    prev_id = _previous_run(home, run_id, run.get("source"))
+    prev_id = previous_run(home, run_id, run.get("source"))
     previous = compute(home, prev_id) if prev_id else None
     con.close()
     env = Environment(

@@ -102,3 +102,13 @@ def mark_interrupted(home: Home) -> list[str]:
             write_run(home, row)
             fixed.append(run_id)
     return fixed
+
+
+def previous_run(home: Home, run_id: str, source: str | None) -> str | None:
+    """The latest completed run of the same SOURCE before `run_id` (for "what changed")."""
+    for rid in all_run_ids(home):
+        if rid < run_id:
+            row = read_run(home, rid)
+            if row and row.get("source") == source and row.get("status") == "completed":
+                return rid
+    return None

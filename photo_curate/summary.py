@@ -21,7 +21,7 @@ KIND_LABELS = {
 }
 
 
-def _view(con: duckdb.DuckDBPyConnection, home: Home, table: str, run_id: str) -> None:
+def run_view(con: duckdb.DuckDBPyConnection, home: Home, table: str, run_id: str) -> None:
     path = home.table_file(table, run_id)
     if path.exists():
         body = f"SELECT * FROM read_parquet({sql_literal_path(path)})"
@@ -45,7 +45,7 @@ def compute(home: Home, run_id: str) -> dict[str, Any]:
     """Counts per kind, groups, plan and bytes for one run."""
     con = duckdb.connect()
     for t in ("files", "images", "findings", "clusters", "plan"):
-        _view(con, home, t, run_id)
+        run_view(con, home, t, run_id)
     one = con.execute(
         """SELECT
             (SELECT count(*) FROM files WHERE entry_type = 'file') AS files,

@@ -133,3 +133,17 @@ def test_catalog_held_open_does_not_block_a_run(run_flow, collection: Path, tmp_
         if holder.poll() is None:
             holder.kill()
     shutil.rmtree(home)
+
+
+def test_report_escapes_names_and_rebuilds_identically(run_flow, collection: Path, tmp_path):
+    from photo_curate.report import build_report
+
+    evil = collection / "Downloads" / "<img src=x onerror=alert(1)>.jpg"
+    evil.write_bytes(b"")  # an invalid file: listed by name in the report
+    home = Home(tmp_path / "home")
+    res = run_flow(collection, home.root)
+    html = Path(res["report"]).read_text()
+    assert "<img src=x onerror" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;.jpg" in html
+    again = build_report(home, res["run_id"]).read_text()
+    assert again == html
