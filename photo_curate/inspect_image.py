@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,23 +74,23 @@ def _register_heif() -> None:
 
 
 def _exif_fields(im: Image.Image) -> dict[str, Any]:
+    """Capture time, camera and orientation; broken EXIF costs the fields, not the image."""
     out: dict[str, Any] = {
         "captured_at": None,
         "camera_make": None,
         "camera_model": None,
         "orientation": None,
     }
-    try:
-        exif = im.getexif()
-    except Exception:
-        return out
+    with contextlib.suppress(Exception):  # malformed EXIF is common; the pixels decide validity
+        _read_exif(im, out)
+    return out
+
+
+def _read_exif(im: Image.Image, out: dict[str, Any]) -> None:
+    exif = im.getexif()
     if not exif:
-        return out
-    sub = {}
-    try:
-        sub = exif.get_ifd(_EXIF_IFD)
-    except Exception:
-        sub = {}
+        return
+    sub = exif.get_ifd(_EXIF_IFD) or {}
     raw = sub.get(_TAG_DATETIME_ORIGINAL) or exif.get(_TAG_DATETIME)
     if isinstance(raw, str):
         with contextlib.suppress(ValueError):
@@ -101,7 +102,6 @@ def _exif_fields(im: Image.Image) -> dict[str, Any]:
     orient = exif.get(_TAG_ORIENTATION)
     if isinstance(orient, int) and 1 <= orient <= 8:
         out["orientation"] = orient
-    return out
 
 
 def jpeg_quality(quantization: dict[int, Any] | None) -> int | None:
@@ -268,6 +268,9 @@ def _empty_row() -> dict[str, Any]:
 
 
 def _read(path: str, limit: int) -> bytes:
+    # never open a FIFO or device that replaced the file since the scan: open() would block
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise _Invalid("not a regular file any more (changed since the scan)")
     with open(path, "rb") as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
@@ -387,7 +390,8 @@ def _decode_and_measure(
 ) -> None:
     _register_heif()
     Image.MAX_IMAGE_PIXELS = opts.max_pixels
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = Image.open(io.BytesIO(data))
         row["format"] = (im.format or "").upper() or None
@@ -406,6 +410,9 @@ def _decode_and_measure(
                 im.draft("RGB", (ANALYSIS_SIZE, ANALYSIS_SIZE))
         if arr is None:
             im.load()  # full decode: raises on truncated or corrupt data
+    for w in caught:  # some decoders only warn when the data ends early (TIFF)
+        if "runcat" in str(w.message):
+            raise _Invalid(f"truncated: {w.message}")
     if min(width, height) < MIN_SIDE:
         raise _Invalid(f"too small: {width}x{height} px (at least {MIN_SIDE} px a side)")
     orient = row["orientation"] or 1

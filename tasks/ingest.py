@@ -100,7 +100,7 @@ def _classify_file(path: str, name: str, st: os.stat_result) -> tuple[bool, str 
         return False, None, f"unreadable: {exc.strerror or exc}"
     if fmt:
         return True, fmt, ""
-    return False, None, "not an image"
+    return False, None, f"not an image format curated here ({ext or 'no extension'})"
 
 
 def scan(source: Path, home: Home, run_id: str, include_hidden: bool = False) -> IngestResult:

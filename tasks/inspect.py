@@ -3,12 +3,16 @@
 Reads the run's `files` manifest in batches and writes the `images` table (one row per image
 candidate, valid or not, with the reason). Valid images also get their analysis copy, which is
 what fastdup reads. A decoder that crashes a worker costs that one file, not the run: the
-chunk is retried file by file in a fresh pool and the culprit is recorded as invalid.
+chunk is retried file by file in a fresh pool and the culprit is recorded as invalid. A
+decoder that hangs is handled the same way (no chunk finished for STALL_S seconds: the
+workers are killed), and a file that alone takes FILE_TIMEOUT_S is invalid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +29,8 @@ from photo_curate.progress import StepProgress
 from photo_curate.tableio import RowWriter, sql_literal_path
 
 CHUNK = 32
+STALL_S = 600  # no chunk finished for this long: a decoder hangs
+FILE_TIMEOUT_S = 120
 Item = tuple[int, str, str | None]
 
 
@@ -49,19 +55,46 @@ def _candidates(home: Home, run_id: str, batch: int = 4096) -> Iterator[list[dic
     con.close()
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+def _quiet_worker(log_path: str) -> None:
+    """Decoders (libjpeg, libtiff) print warnings on stderr: keep them in the run's log."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
-def _run_isolated(items: list[Item], opts: InspectOptions) -> list[tuple[int, dict[str, Any]]]:
-    """Inspect items one per fresh pool so a crashing decoder names its file."""
+def _pool(workers: int, log_path: str) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_quiet_worker,
+        initargs=(log_path,),
+    )
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL a pool's processes (a hung decoder ignores everything else)."""
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(Exception):
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_isolated(
+    items: list[Item], opts: InspectOptions, log_path: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """Inspect items one per fresh pool, so a decoder that crashes or hangs names its file."""
     out = []
     for item in items:
-        with _pool(1) as pool:
-            try:
-                out.extend(pool.submit(inspect_many, [item], opts).result())
-            except BrokenProcessPool:
-                out.append((item[0], {"is_valid": False, "error": "decoder crashed on this file"}))
+        pool = _pool(1, log_path)
+        try:
+            out.extend(pool.submit(inspect_many, [item], opts).result(timeout=FILE_TIMEOUT_S))
+        except BrokenProcessPool:
+            out.append((item[0], {"is_valid": False, "error": "decoder crashed on this file"}))
+        except TimeoutError:
+            error = f"decoder hung: no result after {FILE_TIMEOUT_S} s"
+            out.append((item[0], {"is_valid": False, "error": error}))
+        finally:
+            _kill_workers(pool)
     return out
 
 
@@ -70,6 +103,7 @@ def inspect_all(
 ) -> InspectResult:
     analysis_dir = home.run_dir(run_id) / "analysis"
     analysis_dir.mkdir(parents=True, exist_ok=True)
+    log_path = str(home.run_dir(run_id) / "decoder-warnings.log")
     meta: dict[int, dict[str, Any]] = {}
     n_valid = n_invalid = 0
     next_id = 0
@@ -112,7 +146,7 @@ def inspect_all(
                     n_invalid += 1
             prog.advance(len(results))
 
-        pool = _pool(workers)
+        pool = _pool(workers, log_path)
         pending: dict[Future[Any], list[Item]] = {}
         source_iter = chunks()
         exhausted = False
@@ -127,8 +161,16 @@ def inspect_all(
                     pending[pool.submit(inspect_many, items, opts)] = items
                 if not pending:
                     break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=STALL_S, return_when=FIRST_COMPLETED)
                 broken: list[Item] = []
+                if not done:  # hung: redo everything in flight file by file, with timeouts
+                    for items in pending.values():
+                        broken.extend(items)
+                    pending.clear()
+                    _kill_workers(pool)
+                    emit(_run_isolated(broken, opts, log_path))
+                    pool = _pool(workers, log_path)
+                    continue
                 for fut in done:
                     items = pending.pop(fut)
                     try:
@@ -140,9 +182,9 @@ def inspect_all(
                     for items in pending.values():
                         broken.extend(items)
                     pending.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    emit(_run_isolated(broken, opts))
-                    pool = _pool(workers)
+                    _kill_workers(pool)
+                    emit(_run_isolated(broken, opts, log_path))
+                    pool = _pool(workers, log_path)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     return InspectResult(n_valid + n_invalid, n_valid, n_invalid, str(analysis_dir))

@@ -51,7 +51,7 @@ def test_odd_names_links_and_non_images(tmp_path: Path) -> None:
     assert rows["no_extension"][1:] == ("image", None, "PNG")  # found by its bytes
     assert rows["empty.jpg"][1] == "image"  # an empty .jpg is an invalid image, not "skipped"
     assert "hidden" in rows[".hidden/secret.jpg"][2]
-    assert rows["notes.txt"][2] == "not an image"
+    assert rows["notes.txt"][2] == "not an image format curated here (.txt)"
     assert "outside SOURCE" in rows["link_out.jpg"][2]
     assert "inside SOURCE" in rows["link_in.jpg"][2]
     assert "broken" in rows["broken.jpg"][2]

@@ -144,3 +144,12 @@ def test_orientation_transposes_match_pillow(orient: int) -> None:
     im.info["exif"] = exif.tobytes()
     expected = np.asarray(ImageOps.exif_transpose(im))
     assert np.array_equal(_transpose(np.asarray(im), orient), expected)
+
+
+def test_a_fifo_in_place_of_a_photo_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "was a photo.jpg"
+    import os
+
+    os.mkfifo(fifo)
+    row = inspect_file(str(fifo), None)
+    assert not row["is_valid"] and "not a regular file" in row["error"]
