@@ -189,7 +189,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
         return 0
     cols = [d[0] for d in rel.description]
     if args.format == "csv":
-        w = csv.writer(sys.stdout)
+        w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(cols)
         for row in _iter_rows(rel):
             w.writerow(row)

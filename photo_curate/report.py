@@ -208,7 +208,7 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
         actions = _rows(
             con,
             "SELECT * FROM read_json($p, format='newline_delimited', ignore_errors=true) "
-            "ORDER BY at LIMIT 500",
+            'ORDER BY "at" LIMIT 500',
             {"p": str(actions_file)},
         )
     summary = compute(home, run_id)

@@ -430,7 +430,7 @@ def _apply_locked(
             prog.advance(len(batch))
     files_after = count_regular_files(source, home.root)
     _validate_apply(home, run_id, res, files_before, files_after, moved, deleted)
-    _refresh(home)
+    _refresh(home, run_id)
     return res
 
 
@@ -520,10 +520,15 @@ def _validate_apply(
     ]
 
 
-def _refresh(home: Home) -> None:
+def _refresh(home: Home, run_id: str | None = None) -> None:
+    """A fresh catalog, and the run's report showing what was done (if it has one)."""
     from photo_curate import catalog
 
     catalog.rebuild(home)
+    if run_id and home.report_file(run_id).exists():
+        from photo_curate.report import build_report
+
+        build_report(home, run_id)
 
 
 # ---------------------------------------------------------------- undo
@@ -586,7 +591,7 @@ def undo_run(home: Home, run_id: str) -> UndoResult:
                     j.write(_outcome(r, "failed", f"{type(exc).__name__}: {exc}"[:300]))
                     res.failed += 1
             j.sync()
-    _refresh(home)
+    _refresh(home, run_id)
     return res
 
 

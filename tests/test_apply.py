@@ -273,3 +273,32 @@ def _group_of(con: duckdb.DuckDBPyConnection, tmp_path: Path, path: str) -> list
             {"p": str(files), "x": path},
         ).fetchall()
     ]
+
+
+def test_run_with_apply_then_undo_from_the_cli(collection: Path, tmp_path: Path):
+    """What a user types: `curate run SOURCE --apply`, then `curate undo RUN_ID`."""
+    before = tree_digest(collection)
+    home = tmp_path / "home"
+    p = subprocess.run(
+        [str(CURATE), "run", str(collection), "--apply", "--home", str(home)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    run_id = p.stdout.strip().split()[-1]
+    assert "applied:" in p.stdout
+    moved = set(tree_digest(home / "quarantine" / run_id))
+    assert moved and set(tree_digest(collection)) == set(before) - moved
+    report = (home / "reports" / run_id / "index.html").read_text()
+    assert "Nothing applied" not in report and "quarantine" in report
+    u = subprocess.run(
+        [str(CURATE), "undo", run_id, "--home", str(home)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert u.returncode == 0, u.stderr
+    assert tree_digest(collection) == before
+    hist = subprocess.run(
+        [str(CURATE), "sql", "SELECT action, status, count(*) AS n FROM actions "
+         "GROUP BY ALL ORDER BY ALL", "--format", "csv", "--home", str(home)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"restore,done,{len(moved)}" in hist and f"quarantine,done,{len(moved)}" in hist
