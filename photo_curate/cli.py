@@ -326,5 +326,39 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
+def _fast_exit_ok() -> bool:
+    """True when Prefect talks to a real server (no temporary server child to stop at exit)."""
+    if "prefect" not in sys.modules:
+        return False
+    try:
+        from prefect.settings import get_current_settings
+
+        return bool(get_current_settings().api.url)
+    except Exception:
+        return False
+
+
+def entry() -> None:
+    """Console script: run, then leave without a second of interpreter teardown.
+
+    With a Prefect server in use, Prefect's log and event queues are drained explicitly and
+    the process exits at once; with the temporary server, the normal exit stops it.
+    """
+    code = main()
+    if _fast_exit_ok():
+        try:
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
+        except Exception:
+            sys.exit(code)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -41,7 +41,9 @@ class AnalysisConfig(_Strict):
 class FastdupConfig(_Strict):
     """How fastdup runs (a child process per run)."""
 
-    threads: int = Field(0, ge=0, le=256, description="0 = one per core")
+    threads: int = Field(
+        0, ge=0, le=256, description="0 = four per core (measured faster than one per core)"
+    )
     nearest_neighbors_k: int = Field(10, ge=2, le=100)
     timeout_seconds: int = Field(6 * 3600, ge=10)
     min_similarity: float = Field(
@@ -115,7 +117,9 @@ class CurateConfig(_Strict):
         return self.analysis.workers or self.cores()
 
     def fastdup_threads(self) -> int:
-        return self.fastdup.threads or self.cores()
+        # fastdup's feature extraction waits on file reads and decodes: on 2 cores, 8 threads
+        # ran 2,100 images in 11.6 s against 16.7 s with 2 (identical features); see README
+        return self.fastdup.threads or min(32, 4 * self.cores())
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
