@@ -23,6 +23,7 @@ from photo_curate.locking import exclusive
 from photo_curate.runs import mark_interrupted, new_run_id, now
 from photo_curate.summary import compute
 from photo_curate.validation import warm_up
+from tasks.apply import apply_task, source_lock
 from tasks.fastdup_run import FastdupSpec, discard_prestarted, fastdup_task, prestart
 from tasks.findings import findings_task
 from tasks.history import record, record_task
@@ -72,7 +73,11 @@ def curate(
     src = check_source(source)
     h = Home.resolve(home).ensure()
     log = get_run_logger()
-    with exclusive(h.lock_file, f"curation home {h.root}"):
+    # one run at a time per home and per SOURCE (a run may apply; see tasks/apply.py)
+    with (
+        exclusive(h.lock_file, f"curation home {h.root}"),
+        exclusive(source_lock(src), f"SOURCE {src}"),
+    ):
         for stale in mark_interrupted(h):
             log.warning("run %s had been interrupted; marked failed", stale)
         run_id = new_run_id()
@@ -161,8 +166,6 @@ def _steps(
     if apply and not val.success:
         log.error("not applying the plan: validation failed")
     elif apply:
-        from tasks.apply import apply_task
-
         applied = _timed(
             steps, "apply", apply_task, root, run_id, str(src), cfg.actions.action,
             list(cfg.actions.protected),

@@ -368,21 +368,17 @@ def apply_plan(
     source = Path(run["source"])
     if not source.is_dir():
         raise UserError(f"SOURCE {source} of run {run_id} is gone")
-    with exclusive(home.lock_file, f"curation home {home.root}"):
-        return apply_held(home, run_id, source, action, cfg.get("protected", []))
+    with (
+        exclusive(home.lock_file, f"curation home {home.root}"),
+        exclusive(source_lock(source), f"SOURCE {source}"),
+    ):
+        return apply_locked(home, run_id, source, action, cfg.get("protected", []))
 
 
-def apply_held(
+def apply_locked(
     home: Home, run_id: str, source: Path, action: str, protected: list[str]
 ) -> ApplyResult:
-    """Apply while the caller holds the home lock (the flow does); takes the SOURCE lock."""
-    with exclusive(source_lock(source), f"SOURCE {source}"):
-        return _apply_locked(home, run_id, source, action, protected)
-
-
-def _apply_locked(
-    home: Home, run_id: str, source: Path, action: str, protected: list[str]
-) -> ApplyResult:
+    """Apply with both locks held by the caller."""
     res = ApplyResult(run_id, action)
     res.recovered = recover(home, run_id, source)
     journal_path = home.table_file("actions", run_id, ".jsonl")
@@ -612,6 +608,6 @@ def _restore_entry(e: Entry) -> Entry:
 def apply_task(
     home_root: str, run_id: str, source: str, action: str, protected: list[str]
 ) -> ApplyResult:
-    """Apply the plan inside the flow (which holds the home lock); no automatic retries:
-    a person should look at a failed apply."""
-    return apply_held(Home(Path(home_root)), run_id, Path(source), action, protected)
+    """Apply the plan inside the flow (which holds the home and SOURCE locks); no automatic
+    retries: a person should look at a failed apply."""
+    return apply_locked(Home(Path(home_root)), run_id, Path(source), action, protected)

@@ -302,3 +302,10 @@ def test_run_with_apply_then_undo_from_the_cli(collection: Path, tmp_path: Path)
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert f"restore,done,{len(moved)}" in hist and f"quarantine,done,{len(moved)}" in hist
+
+
+def test_a_run_on_a_source_being_applied_is_refused(run_flow, collection: Path, tmp_path: Path):
+    from tasks.apply import source_lock
+
+    with exclusive(source_lock(collection), "SOURCE"), pytest.raises(Busy, match="SOURCE"):
+        run_flow(collection, tmp_path / "other-home")
