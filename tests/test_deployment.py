@@ -63,6 +63,22 @@ def _prefect(env: dict[str, str], *args: str, timeout: int = 180) -> str:
     return p.stdout
 
 
+def _api(method: str, url: str, **kwargs: object) -> object:
+    """One API call that survives the busy SQLite database of a freshly started server.
+
+    A new deployment makes the scheduler insert its runs at the same moment; the server can
+    then answer 500 ("database is locked") once. The body is shown when it keeps failing.
+    """
+    response = None
+    for _ in range(10):
+        response = httpx.request(method, url, timeout=30, **kwargs)
+        if response.status_code < 500:
+            break
+        time.sleep(2)
+    assert response is not None and response.is_success, f"{method} {url}: {response.text}"
+    return response.json()
+
+
 def test_nightly_deployment_runs_on_a_worker(server, sample, tmp_path: Path) -> None:
     photos, _truth = sample
     env = {
@@ -74,11 +90,11 @@ def test_nightly_deployment_runs_on_a_worker(server, sample, tmp_path: Path) -> 
     _prefect(env, "work-pool", "create", "curate", "--type", "process")
     _prefect(env, "--no-prompt", "deploy", "--all")
     api = server["PREFECT_API_URL"]
-    dep = httpx.get(f"{api}/deployments/name/curate/nightly").json()
+    dep = _api("GET", f"{api}/deployments/name/curate/nightly")
     schedule = dep["schedules"][0]["schedule"]
     assert schedule["cron"] == "30 2 * * *" and schedule["timezone"] == "Europe/Berlin"
     assert dep["parameters"]["source"] == str(photos)
-    run = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}).json()
+    run = _api("POST", f"{api}/deployments/{dep['id']}/create_flow_run", json={})
     worker = subprocess.Popen(
         [str(BIN / "prefect"), "worker", "start", "--pool", "curate"], env=env, cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -87,7 +103,7 @@ def test_nightly_deployment_runs_on_a_worker(server, sample, tmp_path: Path) -> 
         deadline = time.monotonic() + 300
         state = None
         while time.monotonic() < deadline:
-            state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
+            state = _api("GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]
             if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
                 break
             time.sleep(2)
@@ -95,11 +111,11 @@ def test_nightly_deployment_runs_on_a_worker(server, sample, tmp_path: Path) -> 
         worker.terminate()
         worker.wait(timeout=30)
     assert state == "COMPLETED"
-    tasks = httpx.post(
-        f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}
-    ).json()
+    tasks = _api(
+        "POST", f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}
+    )
     names = {t["name"].rsplit("-", 1)[0] for t in tasks}
     assert {"ingest", "inspect", "fastdup", "parse", "findings", "validate", "report"} <= names
-    keys = {a["key"] for a in httpx.post(f"{api}/artifacts/filter", json={}).json()}
+    keys = {a["key"] for a in _api("POST", f"{api}/artifacts/filter", json={})}
     assert {"curate-summary", "curate-plan", "curate-validation", "curate-report"} <= keys
     assert (tmp_path / "home" / "catalog.duckdb").exists()
