@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from photo_curate.artifacts import publish_run_artifacts
+from photo_curate.changes import changes_since_previous
 from photo_curate.config import CurateConfig, config_from_mapping
 from photo_curate.home import Home
 from photo_curate.inspect_image import InspectOptions
@@ -180,10 +181,12 @@ def _steps(
         counts={k: v["files"] for k, v in summary["kinds"].items()},
     )
     record(h, row)  # the report reads the run as recorded
+    changes = changes_since_previous(h, run_id, str(src))
     report = _timed(steps, "report", report_task, root, run_id, str(src))
     _cleanup(h, run_id)
     return {
         "summary": summary,
+        "changes": changes,
         "report": report,
         "validation": {"success": val.success, "checks": val.n_checks, "failed": val.failed},
         "fastdup": fd.message,

@@ -32,17 +32,27 @@ def publish_run_artifacts(home: Home, run_id: str, result: dict[str, Any]) -> No
     except ImportError:  # pragma: no cover
         return
     s = result["summary"]
+    ch = result.get("changes")
+    since = f"since run {ch['previous_run_id']}" if ch else "first run of this SOURCE"
+
+    def delta(kind: str, change: str) -> int | str:
+        return ch["kinds"].get(kind, {}).get(change, 0) if ch else "-"
+
     rows = [
         {"finding": label, "files": s["kinds"].get(k, {}).get("files", 0),
          "groups": s["kinds"].get(k, {}).get("groups", 0),
-         "planned": s["kinds"].get(k, {}).get("planned", 0)}
+         "planned": s["kinds"].get(k, {}).get("planned", 0),
+         "new": delta(k, "new"), "gone": delta(k, "gone")}
         for k, label in KIND_LABELS.items()
     ]  # fmt: skip
     try:
         create_table_artifact(
             key="curate-summary",
             table=rows,
-            description=f"Findings of run {run_id}: {s['files']} files, {s['valid']} valid images",
+            description=(
+                f"Findings of run {run_id}: {s['files']} files, {s['valid']} valid images; "
+                f"new and gone: {since}"
+            ),
         )
         con = duckdb.connect()
         plan = con.execute(

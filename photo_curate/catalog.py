@@ -17,6 +17,7 @@ import duckdb
 
 from photo_curate.errors import UserError
 from photo_curate.home import Home
+from photo_curate.rules import SQL_DIR
 from photo_curate.schema import TABLES, cast_select, empty_select
 from photo_curate.tableio import sql_literal_path, temp_name
 
@@ -31,6 +32,8 @@ DERIVED_VIEWS: dict[str, str] = {
                count(*) FILTER (WHERE action IN ('quarantine', 'trash', 'delete')) AS n_planned
         FROM findings GROUP BY run_id, kind""",
 }
+# "What changed since the last run" views, in dependency order (sql/views/<name>.sql).
+CHANGE_VIEWS = ("run_sequence", "finding_changes", "file_changes", "new_findings")
 
 
 def _source_for(home: Home, table: str) -> str | None:
@@ -63,6 +66,9 @@ def rebuild(home: Home) -> Path:
             body = cast_select(table, src) if src else empty_select(table)
             con.execute(f'CREATE VIEW "{table}" AS {body}')
         for name, body in DERIVED_VIEWS.items():
+            con.execute(f'CREATE VIEW "{name}" AS {body}')
+        for name in CHANGE_VIEWS:
+            body = (SQL_DIR / "views" / f"{name}.sql").read_text(encoding="utf-8")
             con.execute(f'CREATE VIEW "{name}" AS {body}')
         con.execute("CHECKPOINT")
     finally:

@@ -30,7 +30,9 @@ _ENV_DEFAULTS = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
-        sys.stderr.write(f"curate: {message} (see curate {self.prog.split()[-1]} --help)\n")
+        words = self.prog.split()
+        verb = f"{words[-1]} " if len(words) > 1 else ""
+        sys.stderr.write(f"curate: {message} (see curate {verb}--help)\n")
         sys.exit(2)
 
 
@@ -94,6 +96,9 @@ def _print_result(result: dict[str, Any]) -> None:
     home = Home(Path(result["home"]))
     prev = _previous_summary(home, result["run_id"])
     print(format_summary(result["summary"], prev, result["run_id"]))
+    from photo_curate.changes import format_changes
+
+    print(format_changes(result.get("changes")))
     if result.get("applied"):
         a = result["applied"]
         print(f"applied: {a['done']} done, {a['skipped']} skipped, {a['failed']} failed")
@@ -235,10 +240,18 @@ def cmd_history(args: argparse.Namespace) -> int:
     home = Home.resolve(args.home)
     con = catalog.connect_readonly(home)
     rel = con.execute(
-        """SELECT run_id, started_at::TIMESTAMP(0) AS started, status, n_files, n_images,
-                  n_invalid, n_findings,
-                  round(epoch(finished_at) - epoch(started_at), 1) AS seconds, source
-           FROM runs ORDER BY started_at DESC LIMIT $limit""",
+        """WITH ch AS (
+               SELECT run_id, count(*) FILTER (WHERE change = 'new') AS new,
+                      count(*) FILTER (WHERE change = 'gone') AS gone
+               FROM finding_changes GROUP BY run_id)
+           SELECT r.run_id, r.started_at::TIMESTAMP(0) AS started, r.status, r.n_files,
+                  r.n_images, r.n_invalid, r.n_findings,
+                  CASE WHEN s.previous_run_id IS NOT NULL
+                       THEN printf('+%d/-%d', coalesce(ch.new, 0), coalesce(ch.gone, 0))
+                  END AS "new/gone",
+                  round(epoch(r.finished_at) - epoch(r.started_at), 1) AS seconds, r.source
+           FROM runs r LEFT JOIN run_sequence s USING (run_id) LEFT JOIN ch USING (run_id)
+           ORDER BY r.started_at DESC LIMIT $limit""",
         {"limit": args.limit},
     )
     cols = [d[0] for d in rel.description]

@@ -19,6 +19,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageOps
 
+from photo_curate.changes import changes_since_previous
 from photo_curate.home import Home
 from photo_curate.inspect_image import THUMB_SIZE, write_thumbnail
 from photo_curate.runs import previous_run, read_run
@@ -214,6 +215,7 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
     summary = compute(home, run_id)
     prev_id = previous_run(home, run_id, run.get("source"))
     previous = compute(home, prev_id) if prev_id else None
+    changes = changes_since_previous(home, run_id, run.get("source"))
     con.close()
     env = Environment(
         loader=PackageLoader("photo_curate", "templates"),
@@ -226,6 +228,7 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
         summary=summary,
         previous=previous,
         previous_id=prev_id,
+        changes=changes,
         kind_labels=KIND_LABELS,
         groups=groups,
         singles=singles,

@@ -100,6 +100,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("is_keeper", "BOOLEAN"),
         ("action", "VARCHAR"),
         ("reason", "VARCHAR"),
+        ("finding_id", "VARCHAR"),
     ],
     "clusters": [
         ("run_id", "VARCHAR"),

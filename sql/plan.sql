@@ -26,7 +26,9 @@ SELECT
     CASE WHEN pr.path IS NOT NULL AND NOT p.is_keeper AND p.acted
         THEN f.reason || ' [protected folder: never touched]'
         ELSE f.reason
-    END AS reason
+    END AS reason,
+    -- stable across runs: the same kind of finding on the same file has the same id
+    left(sha256(f.kind || ':' || f.path), 16) AS finding_id
 FROM raw_findings f
 JOIN per_path p USING (path)
 LEFT JOIN protected pr USING (path)
