@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ format: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.run_all
+
+# the report and the Prefect UI in headless Chromium (Debian's chromium), kept in bench/screenshots
+screenshots: $(TEST_STAMP)
+	CURATE_SCREENSHOTS=$(CURDIR)/bench/screenshots CURATE_REQUIRE_BROWSER=1 \
+		$(BIN)/python -m pytest -q tests/test_report_browser.py tests/test_deployment.py
 
 clean:
 	rm -rf $(VENV) curation .pytest_cache

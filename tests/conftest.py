@@ -85,6 +85,15 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where browser tests save their screenshots: `make screenshots` keeps them in bench/."""
+    kept = os.environ.get("CURATE_SCREENSHOTS")
+    folder = Path(kept) if kept else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     """relative path -> sha256 of every regular file under root (symlinks by target)."""
     out = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -79,43 +80,138 @@ def _api(method: str, url: str, **kwargs: object) -> object:
     return response.json()
 
 
-def test_nightly_deployment_runs_on_a_worker(server, sample, tmp_path: Path) -> None:
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+
+
+@pytest.fixture(scope="module")
+def deployed(server, sample, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """prefect.yaml deployed to the server, and a real process worker polling its pool."""
     photos, _truth = sample
+    home = tmp_path_factory.mktemp("deployed") / "home"
     env = {
         **server,
         "CURATE_SOURCE": str(photos),
-        "CURATE_HOME": str(tmp_path / "home"),
+        "CURATE_HOME": str(home),
         "CURATE_TIMEZONE": "Europe/Berlin",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
     }
     _prefect(env, "work-pool", "create", "curate", "--type", "process")
     _prefect(env, "--no-prompt", "deploy", "--all")
     api = server["PREFECT_API_URL"]
     dep = _api("GET", f"{api}/deployments/name/curate/nightly")
-    schedule = dep["schedules"][0]["schedule"]
-    assert schedule["cron"] == "30 2 * * *" and schedule["timezone"] == "Europe/Berlin"
-    assert dep["parameters"]["source"] == str(photos)
-    run = _api("POST", f"{api}/deployments/{dep['id']}/create_flow_run", json={})
     worker = subprocess.Popen(
         [str(BIN / "prefect"), "worker", "start", "--pool", "curate"], env=env, cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
-        state = None
-        while time.monotonic() < deadline:
-            state = _api("GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]
-            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                break
-            time.sleep(2)
+        yield {"api": api, "deployment": dep, "photos": photos, "home": home}
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    assert state == "COMPLETED"
-    tasks = _api(
-        "POST", f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}
+
+
+def _run_deployment(deployed: dict, parameters: dict | None = None) -> dict:
+    """Trigger the nightly deployment now and wait for the worker to finish the run."""
+    api, dep = deployed["api"], deployed["deployment"]
+    body = {"parameters": parameters} if parameters else {}
+    run = _api("POST", f"{api}/deployments/{dep['id']}/create_flow_run", json=body)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        run = _api("GET", f"{api}/flow_runs/{run['id']}")
+        if run["state"]["type"] in FINAL:
+            return run
+        time.sleep(2)
+    pytest.fail(f"flow run {run['id']} did not finish: {run['state']['type']}")
+
+
+def _task_runs(api: str, flow_run_id: str) -> list[dict]:
+    return _api(
+        "POST", f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}}
     )
-    names = {t["name"].rsplit("-", 1)[0] for t in tasks}
+
+
+@pytest.fixture(scope="module")
+def nightly_run(deployed) -> dict:
+    return _run_deployment(deployed)
+
+
+def test_entrypoints_resolve() -> None:
+    """Every deployment in prefect.yaml names a flow that imports, with its parameters."""
+    import inspect
+
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert spec["deployments"]
+    for dep in spec["deployments"]:
+        flow = load_flow_from_entrypoint(str(ROOT / dep["entrypoint"]))
+        params = inspect.signature(flow.fn).parameters
+        assert set(dep["parameters"]) <= set(params), dep["name"]
+
+
+def test_nightly_deployment_runs_on_a_worker(deployed, nightly_run) -> None:
+    api, dep = deployed["api"], deployed["deployment"]
+    schedule = dep["schedules"][0]["schedule"]
+    assert schedule["cron"] == "30 2 * * *" and schedule["timezone"] == "Europe/Berlin"
+    assert dep["parameters"]["source"] == str(deployed["photos"])
+    assert dep["global_concurrency_limit"]["limit"] == 1
+    assert nightly_run["state"]["type"] == "COMPLETED"
+    assert nightly_run["name"].startswith(f"curate-{deployed['photos'].name}-")
+    names = {t["name"].rsplit("-", 1)[0] for t in _task_runs(api, nightly_run["id"])}
     assert {"ingest", "inspect", "fastdup", "parse", "findings", "validate", "report"} <= names
     keys = {a["key"] for a in _api("POST", f"{api}/artifacts/filter", json={})}
     assert {"curate-summary", "curate-plan", "curate-validation", "curate-report"} <= keys
-    assert (tmp_path / "home" / "catalog.duckdb").exists()
+    assert {"progress-inspect", "progress-fastdup"} <= keys
+    assert (deployed["home"] / "catalog.duckdb").exists()
+
+
+def test_the_ui_shows_the_run_its_tasks_and_artifacts(
+    deployed, nightly_run, chromium, screenshots: Path
+) -> None:
+    """The Prefect UI in headless Chromium: the run page lists every step and the artifacts."""
+    base = deployed["api"].removesuffix("/api")
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{base}/runs/flow-run/{nightly_run['id']}")
+        page.get_by_text(nightly_run["name"]).first.wait_for(timeout=60_000)
+        page.get_by_text("Completed").first.wait_for()
+        page.screenshot(path=str(screenshots / "prefect-flow-run.png"))
+        page.get_by_text("Task Runs", exact=True).first.click()
+        for step in ("ingest", "inspect", "fastdup", "parse", "findings", "validate", "report"):
+            page.get_by_text(re.compile(rf"^{step}-\w+$")).first.wait_for(timeout=30_000)
+        page.get_by_text("Artifacts", exact=True).first.click()
+        for key in ("curate-summary", "curate-plan", "curate-validation"):
+            page.get_by_text(key).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(screenshots / "prefect-artifacts.png"))
+    finally:
+        page.close()
+
+
+def test_a_failing_step_retries_then_the_run_fails(deployed, tmp_path: Path) -> None:
+    """A step that fails (here: the report folder is a file) is retried, then the run fails
+    and says why in `runs`; nothing in the collection moved."""
+    from photo_curate.home import Home
+    from photo_curate.runs import all_run_ids, read_run
+    from tests.conftest import tree_digest
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "reports").write_text("not a folder")
+    before = tree_digest(deployed["photos"])
+    run = _run_deployment(deployed, {"home": str(home)})
+    assert run["state"]["type"] == "FAILED"
+    report = [t for t in _task_runs(deployed["api"], run["id"]) if t["name"].startswith("report")]
+    assert len(report) == 1 and report[0]["run_count"] == 2  # one retry, visible in the UI
+    assert report[0]["state"]["type"] == "FAILED"
+    h = Home(home)
+    row = read_run(h, all_run_ids(h)[0])
+    assert row["status"] == "failed" and "reports" in row["error"]
+    assert tree_digest(deployed["photos"]) == before
+
+
+def test_a_bad_config_fails_at_once_without_retries(deployed) -> None:
+    run = _run_deployment(deployed, {"config": {"rules": {"dark_p95": "very dark"}}})
+    assert run["state"]["type"] == "FAILED"
+    assert _task_runs(deployed["api"], run["id"]) == []
+    assert "dark_p95" in run["state"]["message"]

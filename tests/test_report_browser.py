@@ -55,7 +55,9 @@ def _open(chromium: Any, report: Path) -> Any:
     return page
 
 
-def test_report_renders_with_thumbnails_keepers_and_safe_names(applied_run, chromium) -> None:
+def test_report_renders_with_thumbnails_keepers_and_safe_names(
+    applied_run, chromium, screenshots: Path
+) -> None:
     home, res = applied_run
     report = home.report_file(res["run_id"])
     page = _open(chromium, report)
@@ -97,6 +99,10 @@ def test_report_renders_with_thumbnails_keepers_and_safe_names(applied_run, chro
         assert done.count() > 1
         assert "quarantine" in done.nth(1).inner_text()
         assert not [m for m in page.messages if "Content Security Policy" in m]
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=str(screenshots / "report-top.png"))
+        page.locator("h2#duplicate").scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshots / "report-duplicates.png"))
     finally:
         page.close()
 
