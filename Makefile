@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint format bench screenshots clean
+.PHONY: demo test lint format bench screenshots clean prefect-server prefect-deploy prefect-worker
+
+# A local Prefect server on loopback only, its state in .prefect/, telemetry and analytics off.
+PREFECT_PORT ?= 4200
+PREFECT_ENV := PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
+	PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 SENTRY_OPT_OUT=1 FASTDUP_PRODUCTION=1
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +45,22 @@ bench: $(TEST_STAMP)
 screenshots: $(TEST_STAMP)
 	CURATE_SCREENSHOTS=$(CURDIR)/bench/screenshots CURATE_REQUIRE_BROWSER=1 \
 		$(BIN)/python -m pytest -q tests/test_report_browser.py tests/test_deployment.py
+
+# Nightly runs, one terminal each: the server (UI at http://127.0.0.1:4200), then
+#   make prefect-deploy SOURCE=~/Pictures [HOME_DIR=~/curation] [TZ_NAME=Europe/Berlin]
+#   make prefect-worker
+prefect-server: $(STAMP)
+	$(PREFECT_ENV) $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+prefect-deploy: $(STAMP)
+	@test -n "$(SOURCE)" || { echo "make prefect-deploy SOURCE=/path/to/photos"; exit 2; }
+	$(PREFECT_ENV) $(BIN)/prefect work-pool create curate --type process --overwrite
+	$(PREFECT_ENV) CURATE_SOURCE="$(abspath $(SOURCE))" \
+		CURATE_HOME="$(abspath $(or $(HOME_DIR),curation))" CURATE_TIMEZONE="$(TZ_NAME)" \
+		$(BIN)/prefect --no-prompt deploy --all
+
+prefect-worker: $(STAMP)
+	$(PREFECT_ENV) $(BIN)/prefect worker start --pool curate
 
 clean:
 	rm -rf $(VENV) curation .pytest_cache

@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", nargs="?")
     _add_home(p)
 
+    p = sub.add_parser(
+        "serve", help="run SOURCE on a schedule from this process (a Prefect server is needed)"
+    )
+    p.add_argument("source", help="the folder to curate")
+    p.add_argument("--cron", default="30 2 * * *", help="when to run (default: 02:30 daily)")
+    p.add_argument("--timezone", default=None, help="of the cron, e.g. Europe/Berlin (default UTC)")
+    p.add_argument("--config", help="YAML, TOML or JSON config file")
+    p.add_argument("--name", help="deployment name (default: serve-<folder name>)")
+    _add_home(p)
+
     p = sub.add_parser("demo", help="build the sample collection and run on it (dry run)")
     _add_home(p)
     return parser
@@ -142,6 +152,52 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_result(result)
     if result["status"] == "validation_failed":
         raise ValidationFailed("validation failed: nothing destructive was done")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`flow.serve`: a deployment with a cron schedule, run by this process until stopped."""
+    from photo_curate.config import load_config
+    from photo_curate.home import Home
+    from tasks.ingest import check_source
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError(
+            "curate serve needs a Prefect server: start one with `make prefect-server` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    cfg = load_config(args.config)
+    src = check_source(args.source)
+    home = Home.resolve(args.home)
+    if args.timezone:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(args.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise UserError(f"--timezone {args.timezone!r}: unknown time zone") from None
+    try:
+        from prefect.schedules import Cron
+
+        schedule = Cron(args.cron, timezone=args.timezone)
+    except ValueError as exc:
+        raise UserError(f"--cron {args.cron!r}: {str(exc).splitlines()[0]}") from None
+    from flows.curate import curate
+
+    curate.serve(
+        name=args.name or f"serve-{src.name or 'collection'}",
+        schedules=[schedule],
+        parameters={
+            "source": str(src),
+            "home": str(home.root),
+            "config": cfg.model_dump(mode="json"),
+            "apply": False,
+        },
+        global_limit=1,
+        description=f"Dry-run curation of {src} ({args.cron})",
+        tags=["photo-curate", "serve"],
+        pause_on_shutdown=False,
+    )
     return 0
 
 
@@ -305,6 +361,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
+    "serve": cmd_serve,
     "sql": cmd_sql,
     "history": cmd_history,
     "report": cmd_report,

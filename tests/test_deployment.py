@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -215,3 +216,44 @@ def test_a_bad_config_fails_at_once_without_retries(deployed) -> None:
     assert run["state"]["type"] == "FAILED"
     assert _task_runs(deployed["api"], run["id"]) == []
     assert "dark_p95" in run["state"]["message"]
+
+
+def test_curate_serve_runs_the_flow_on_its_schedule(server, sample, tmp_path: Path) -> None:
+    """`curate serve` (flow.serve): a scheduled deployment served by the curate process."""
+    photos, _truth = sample
+    api = server["PREFECT_API_URL"]
+    serve = subprocess.Popen(
+        [str(BIN / "curate"), "serve", str(photos), "--home", str(tmp_path / "home"),
+         "--cron", "15 3 * * *", "--timezone", "Europe/Berlin", "--name", "serve-test"],
+        env=server, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        dep = None
+        deadline = time.monotonic() + 120
+        while dep is None and time.monotonic() < deadline:
+            assert serve.poll() is None, serve.stderr.read()
+            found = httpx.get(f"{api}/deployments/name/curate/serve-test", timeout=30)
+            dep = found.json() if found.status_code == 200 else time.sleep(1)
+        assert dep is not None, "curate serve did not register its deployment"
+        schedule = dep["schedules"][0]["schedule"]
+        assert schedule == {**schedule, "cron": "15 3 * * *", "timezone": "Europe/Berlin"}
+        assert dep["parameters"]["apply"] is False
+        run = _run_deployment({"api": api, "deployment": dep})
+        assert run["state"]["type"] == "COMPLETED"
+        assert (tmp_path / "home" / "catalog.duckdb").exists()
+    finally:
+        serve.send_signal(signal.SIGINT)
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+
+
+def test_curate_serve_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    p = subprocess.run(
+        [str(BIN / "curate"), "serve", str(tmp_path)], env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "make prefect-server" in p.stderr
