@@ -9,7 +9,6 @@ are in the catalog, and the report says which query gives them.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -58,13 +57,19 @@ def make_thumbnail(home: Home, sha256: str | None, candidates: list[Path]) -> st
     return None
 
 
-def _histogram(values: list[float], lo: float, hi: float, bins: int = 40) -> list[int]:
+def _histogram(
+    con: duckdb.DuckDBPyConnection, column: str, lo: float, hi: float, bins: int = 40
+) -> list[int]:
+    """Counts per bin of a metric of the valid images, counted by DuckDB (any collection size)."""
+    rows = con.execute(
+        f"""SELECT least(greatest(floor(({column} - $lo) / ($hi - $lo) * $bins), 0), $bins - 1)
+                   ::INTEGER AS bin, count(*)
+            FROM images WHERE is_valid AND isfinite({column}) GROUP BY bin""",
+        {"lo": lo, "hi": hi, "bins": bins},
+    ).fetchall()
     counts = [0] * bins
-    for v in values:
-        if v is None or math.isnan(v):
-            continue
-        i = int((min(max(v, lo), hi) - lo) / (hi - lo) * bins)
-        counts[min(i, bins - 1)] += 1
+    for b, n in rows:
+        counts[b] = n
     return counts
 
 
@@ -182,24 +187,20 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
     plan = _rows(con, f"SELECT * FROM plan ORDER BY path LIMIT {CAP_IMAGES * 4}")
     n_plan = con.execute("SELECT count(*) FROM plan").fetchall()[0][0]
     validations = _rows(con, "SELECT * FROM validations ORDER BY stage, expectation")
-    metrics = con.execute("SELECT p95, sharpness, mean FROM images WHERE is_valid").fetchnumpy()
     cfg = json.loads(run["config"]) if run.get("config") else {}
     rules = cfg.get("rules", {})
-    p95 = [float(x) for x in metrics["p95"]]
-    sharp = [float(x) for x in metrics["sharpness"] if x is not None and not math.isnan(x)]
-    means = [float(x) for x in metrics["mean"]]
     plots = {
         "brightness (p95: brightest 5 % of pixels)": svg_histogram(
-            _histogram(p95, 0, 255), 0, 255,
+            _histogram(con, "p95", 0, 255), 0, 255,
             [(rules.get("dark_p95", 0), "dark below")], "p95 of luminance",
         ),
         "mean brightness": svg_histogram(
-            _histogram(means, 0, 255), 0, 255,
+            _histogram(con, "mean", 0, 255), 0, 255,
             [(rules.get("dark_mean", 0), "dark"), (rules.get("bright_mean", 255), "bright")],
             "mean luminance",
         ),
         "sharpness": svg_histogram(
-            _histogram(sharp, -4, 1.5), -4, 1.5,
+            _histogram(con, "sharpness", -4, 1.5), -4, 1.5,
             [(rules.get("blur_sharpness", -4), "blurry below")],
             "log10(Laplacian variance / contrast)",
         ),
