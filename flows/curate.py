@@ -1,15 +1,17 @@
 """The `curate` flow: one curation run of a folder, step by step, as Prefect tasks.
 
-ingest -> inspect -> fastdup -> parse -> findings (+plan) -> validate -> [apply] -> report,
-with the run recorded in `runs` at the start and the end (also when it fails). The flow only
-orchestrates; the work is in `tasks/`. Everything a run did is reproducible from its recorded
-config (`runs.config`).
+acquire (an archive or URL manifest becomes a folder inside HOME) -> ingest -> inspect ->
+fastdup -> parse -> findings (+plan) -> validate -> [apply] -> report, with the run
+recorded in `runs` at the start and the end (also when it fails). The flow only orchestrates;
+the work is in `tasks/`. Everything a run did is reproducible from its recorded config
+(`runs.config`).
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,15 @@ from photo_curate.home import Home
 from photo_curate.inspect_image import InspectOptions
 from photo_curate.locking import exclusive
 from photo_curate.runs import mark_interrupted, new_run_id, now
+from photo_curate.sources import check_source, describe
 from photo_curate.summary import compute
 from photo_curate.validation import warm_up
+from tasks.acquire import acquire
 from tasks.apply import apply_task, source_lock
 from tasks.fastdup_run import FastdupSpec, discard_prestarted, fastdup_task, prestart
 from tasks.findings import findings_task
 from tasks.history import record, record_task
-from tasks.ingest import check_source, ingest_task
+from tasks.ingest import ingest_task
 from tasks.inspect import inspect_task
 from tasks.parse import parse_task
 from tasks.report import report_task
@@ -71,33 +75,46 @@ def curate(
                 "actions": {**cfg.actions.model_dump(), "action": action},
             }
         )
-    src = check_source(source)
+    origin = check_source(source)
     h = Home.resolve(home).ensure()
     log = get_run_logger()
     # one run at a time per home and per SOURCE (a run may apply; see tasks/apply.py)
-    with (
-        exclusive(h.lock_file, f"curation home {h.root}"),
-        exclusive(source_lock(src), f"SOURCE {src}"),
-    ):
+    with ExitStack() as locks:
+        locks.enter_context(exclusive(h.lock_file, f"curation home {h.root}"))
+        if origin.kind == "folder":
+            locks.enter_context(exclusive(source_lock(origin.path), f"SOURCE {origin.path}"))
         for stale in mark_interrupted(h):
             log.warning("run %s had been interrupted; marked failed", stale)
         run_id = new_run_id()
         row: dict[str, Any] = {
             "run_id": run_id,
             "started_at": now(),
-            "source": str(src),
+            "source": str(origin.path),
+            "source_kind": origin.kind,
+            "source_dir": str(origin.path) if origin.kind == "folder" else None,
             "status": "running",
             "config": cfg.to_json(),
             "flow_run_id": _flow_run_id(),
         }
         record(h, row)
-        log.info("run %s: %s", run_id, src)
+        log.info("run %s: %s (%s)", run_id, origin.path, origin.kind)
         steps: dict[str, float] = {}
         try:
+            acq = _timed(steps, "acquire", acquire, origin, h, run_id, cfg.sources)
+            src = acq.folder
+            if origin.kind != "folder":  # the folder is inside HOME: lock it like a SOURCE
+                row["source_dir"] = str(src)
+                locks.enter_context(exclusive(source_lock(src), f"SOURCE {src}"))
             result = _steps(src, h, run_id, cfg, steps, apply, row)
             row["step_seconds"] = steps
             record_task(str(h.root), row)
-            result.update(run_id=run_id, status=row["status"], home=str(h.root))
+            result.update(
+                run_id=run_id,
+                status=row["status"],
+                home=str(h.root),
+                source={"kind": acq.kind, "folder": str(src), "counts": acq.counts,
+                        "line": describe(acq)},
+            )  # fmt: skip
             publish_run_artifacts(h, run_id, result)
             return result
         except BaseException as exc:

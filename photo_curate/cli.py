@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="one curation run of SOURCE (a dry run unless --apply)")
-    p.add_argument("source", help="the folder to curate")
+    p.add_argument(
+        "source", help="the folder, archive (zip/tar) or URL manifest (.txt/.csv) to curate"
+    )
     p.add_argument("--config", help="YAML, TOML or JSON config file")
     p.add_argument("--apply", action="store_true", help="act on the plan after validation")
     p.add_argument("--action", choices=["quarantine", "trash", "delete"])
@@ -105,6 +107,9 @@ def _print_result(result: dict[str, Any]) -> None:
 
     home = Home(Path(result["home"]))
     prev = _previous_summary(home, result["run_id"])
+    line = (result.get("source") or {}).get("line")
+    if line:
+        print(line)
     print(format_summary(result["summary"], prev, result["run_id"]))
     from photo_curate.changes import format_changes
 
@@ -132,7 +137,7 @@ def _previous_summary(home: Any, run_id: str) -> dict[str, Any] | None:
 def cmd_run(args: argparse.Namespace) -> int:
     from photo_curate.config import load_config
     from photo_curate.home import Home
-    from tasks.ingest import check_source
+    from photo_curate.sources import check_source
 
     cfg = load_config(args.config)
     check_source(args.source)

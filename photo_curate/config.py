@@ -38,6 +38,27 @@ class AnalysisConfig(_Strict):
     include_hidden: bool = Field(False, description="also curate dot-files and dot-folders")
 
 
+class SourcesConfig(_Strict):
+    """How an archive or a URL manifest becomes the run's folder (see photo_curate/sources.py)."""
+
+    max_unpacked_mib: int = Field(
+        20 * 1024, ge=1, description="an archive expanding to more is refused (archive bomb)"
+    )
+    max_members: int = Field(200_000, ge=1, description="an archive with more is refused")
+    max_ratio: float = Field(
+        200.0, ge=1.0, description="uncompressed/compressed size above this: an archive bomb"
+    )
+    download_workers: int = Field(4, ge=1, le=64, description="concurrent downloads")
+    timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="connect and per-read timeout of a download"
+    )
+    retries: int = Field(3, ge=0, le=20, description="retries of a failed download")
+    backoff_seconds: float = Field(
+        1.0, ge=0, le=600, description="first retry wait, doubled per retry (capped at 60 s)"
+    )
+    max_download_mib: int = Field(2048, ge=1, description="a larger download fails")
+
+
 class FastdupConfig(_Strict):
     """How fastdup runs (a child process per run)."""
 
@@ -109,6 +130,7 @@ class CurateConfig(_Strict):
     fastdup: FastdupConfig = FastdupConfig()
     rules: RulesConfig = RulesConfig()
     actions: ActionsConfig = ActionsConfig()
+    sources: SourcesConfig = SourcesConfig()
 
     def cores(self) -> int:
         return os.cpu_count() or 1

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from photo_curate.changes import changes_since_previous
 from photo_curate.home import Home
 from photo_curate.inspect_image import THUMB_SIZE, write_thumbnail
-from photo_curate.runs import previous_run, read_run
+from photo_curate.runs import previous_run, read_run, source_folder
 from photo_curate.summary import KIND_LABELS, compute, run_view
 
 CAP_GROUPS = 60
@@ -119,7 +119,7 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
         from photo_curate.errors import UserError
 
         raise UserError(f"no run {run_id} in {home.root}")
-    source = Path(source_root or run["source"])
+    source = Path(source_root or source_folder(run))
     con = duckdb.connect()
     for t in ("images", "findings", "clusters", "plan", "validations"):
         run_view(con, home, t, run_id)

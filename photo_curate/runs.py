@@ -47,6 +47,8 @@ def write_run(home: Home, row: dict[str, Any]) -> None:
         "home": str(home.root),
         "host": platform.node(),
         "version": __version__,
+        "source_kind": None,
+        "source_dir": None,
         **row,
     }
     for key in ("counts", "step_seconds"):
@@ -54,6 +56,11 @@ def write_run(home: Home, row: dict[str, Any]) -> None:
             full[key] = json.dumps(full[key], sort_keys=True)
     with RowWriter(home, "runs", row["run_id"]) as out:
         out.add(full)
+
+
+def source_folder(run: dict[str, Any]) -> str:
+    """The folder a run curated: `source` itself, or where its archive or manifest landed."""
+    return run.get("source_dir") or run["source"]
 
 
 def read_run(home: Home, run_id: str) -> dict[str, Any] | None:

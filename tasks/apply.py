@@ -34,7 +34,7 @@ from photo_curate.home import Home
 from photo_curate.journal import Entry, Journal, last_states
 from photo_curate.locking import exclusive
 from photo_curate.progress import StepProgress
-from photo_curate.runs import read_run
+from photo_curate.runs import read_run, source_folder
 from photo_curate.tableio import sql_literal_path
 from tasks.findings import folder_globs
 from tasks.validate import count_regular_files
@@ -365,7 +365,7 @@ def apply_plan(
             "delete is permanent: deleted files cannot come back; "
             "repeat with --yes to delete, or use --action quarantine"
         )
-    source = Path(run["source"])
+    source = Path(source_folder(run))
     if not source.is_dir():
         raise UserError(f"SOURCE {source} of run {run_id} is gone")
     with (
@@ -534,7 +534,7 @@ def undo_run(home: Home, run_id: str) -> UndoResult:
     run = read_run(home, run_id)
     if run is None:
         raise UserError(f"no run {run_id} in {home.root}")
-    source = Path(run["source"])
+    source = Path(source_folder(run))
     journal_path = home.table_file("actions", run_id, ".jsonl")
     if not journal_path.exists():
         raise UserError(f"run {run_id} changed nothing on disk: nothing to undo")
