@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from photo_curate.sniff import format_from_bytes
+
 cv2.setNumThreads(1)  # one worker process per core already
 
 ANALYSIS_SIZE = 512
@@ -62,12 +64,17 @@ class InspectOptions:
 
 
 def _register_heif() -> None:
+    """HEIC/HEIF, and AVIF (Pillow 10.3, which fastdup pins, has no AVIF decoder of its own)."""
     global _heif_registered
     if not _heif_registered:
         try:
             import pillow_heif
 
             pillow_heif.register_heif_opener()
+            if hasattr(pillow_heif, "register_avif_opener"):
+                with warnings.catch_warnings():  # deprecated there, still the only AVIF decoder
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pillow_heif.register_avif_opener()
         except ImportError:  # pragma: no cover - pillow-heif ships with fastdup
             pass
         _heif_registered = True
@@ -316,7 +323,13 @@ def inspect_file(
     except Image.DecompressionBombError as exc:
         row["error"] = f"too large: {exc}"
     except UnidentifiedImageError:
-        row["error"] = "not a readable image: unknown or corrupt format"
+        row["format"] = fmt = format_from_bytes(data[:32])
+        if fmt and fmt not in Image.OPEN:  # the bytes say what it is; nothing here decodes it
+            row["error"] = f"unsupported format: {fmt} (no decoder for it here; not analysed)"
+        elif fmt:
+            row["error"] = f"not a readable image: corrupt {fmt} data"
+        else:
+            row["error"] = "not a readable image: unknown or corrupt format"
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc) or type(exc).__name__
         if "truncated" in msg:

@@ -26,6 +26,7 @@ IMAGE_EXTENSIONS: dict[str, str] = {
     ".pbm": "PPM",
     ".tga": "TGA",
     ".ico": "ICO",
+    ".jxl": "JXL",
 }
 
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
@@ -53,6 +54,8 @@ def format_from_bytes(head: bytes) -> str | None:
             return "HEIF"
     if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or head.startswith(b"\xff\x4f\xff\x51"):
         return "JPEG2000"
+    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        return "JXL"
     return None
 
 
