@@ -113,6 +113,35 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | Non
     return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
 
 
+def _source_outcomes(home: Home, run_id: str) -> dict[str, Any] | None:
+    """For an archive or manifest run: counts by status and the failed or skipped items."""
+    for table, item, rest in (
+        ("downloads", "url", "path, error AS reason"),
+        ("archive_members", "member", "member_type AS path, reason"),
+    ):
+        path = home.table_file(table, run_id)
+        if not path.exists():
+            continue
+        con = duckdb.connect()
+        try:
+            counts = dict(
+                con.execute(
+                    "SELECT status, count(*) FROM read_parquet($p) GROUP BY status ORDER BY 1",
+                    {"p": str(path)},
+                ).fetchall()
+            )
+            bad = _rows(
+                con,
+                f"SELECT {item} AS item, {rest} FROM read_parquet($p) "
+                f"WHERE status IN ('failed', 'skipped') ORDER BY 1 LIMIT {CAP_IMAGES}",
+                {"p": str(path)},
+            )
+        finally:
+            con.close()
+        return {"table": table, "counts": counts, "problems": bad}
+    return None
+
+
 def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Path:
     run = read_run(home, run_id)
     if run is None:
@@ -226,6 +255,7 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
     )
     html = env.get_template("report.html.j2").render(
         run=run,
+        source=_source_outcomes(home, run_id),
         summary=summary,
         previous=previous,
         previous_id=prev_id,

@@ -26,6 +26,9 @@ def test_defaults_are_valid_and_round_trip() -> None:
         ({"actions": {"action": "shred"}}, "actions.action"),
         ({"actions": {"act_on": ["dark", "cats"]}}, "actions.act_on"),
         ({"fastdup": {"threads": -1}}, "fastdup.threads"),
+        ({"sources": {"max_ratio": 0.5}}, "sources.max_ratio"),
+        ({"sources": {"download_workers": "many"}}, "sources.download_workers"),
+        ({"sources": {"retry": 2}}, "unknown setting"),
         ({"rules": {"duplicate_similarity": 0.8, "near_duplicate_similarity": 0.9}}, "near"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -96,6 +97,10 @@ def test_a_zip_of_every_format_is_curated_applied_and_undone(run_flow, tmp_path:
     members = dict(_query(home, "SELECT member, reason FROM archive_members "
                                 "WHERE status = 'skipped'"))  # fmt: skip
     assert set(members) == {"../../escape.jpg", "link.jpg"}
+    html = Path(res["report"]).read_text()
+    assert 'id="source"' in html and "link.jpg" in html and "a symlink: not extracted" in html
+    shown = set(re.findall(r'<div class="muted">([A-Z0-9]+), \d+&times;\d+', html))
+    assert len(shown) >= 4, shown  # the cards name each file's format
     # applied: the copies went to HOME/quarantine, from the unpacked folder, never outside HOME
     moved = [p for p, k, a in group if a == "quarantine"]
     assert moved and all((home / "quarantine" / res["run_id"] / p).is_file() for p in moved)
@@ -132,6 +137,8 @@ def test_a_manifest_run_records_every_download(run_flow, tmp_path: Path) -> None
     failed = _query(home, "SELECT url, http_status FROM downloads WHERE status = 'failed' "
                           "AND run_id = $r", {"r": res["run_id"]})  # fmt: skip
     assert failed == [(f"{srv.base}/missing/gone.jpg", 404)]
+    html = Path(res["report"]).read_text()
+    assert f"{srv.base}/missing/gone.jpg" in html and "HTTP 404 Not Found" in html
     dups = {p for (p,) in _query(home, "SELECT path FROM findings WHERE kind = 'duplicate' "
                                        "AND run_id = $r", {"r": res["run_id"]})}  # fmt: skip
     assert dups == {"ok/p0.jpg", "b/copy.jpg"}
