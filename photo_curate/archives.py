@@ -103,6 +103,11 @@ def unpack(archive: Path, fmt: str, folder: Path, limits: Limits) -> Unpacked:
         n_files, n_skipped = _counts(marker)
         return Unpacked(folder, marker, n_files, n_skipped, reused=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{folder.name}.*-*"):  # left by a killed run
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     tmp_marker = tmp.with_name(tmp.name + ".members.jsonl")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -164,6 +164,8 @@ class Downloader:
             row["http_status"] = row["http_status"] or exc.http_status
         except OSError as exc:
             row["error"] = f"cannot write: {exc.strerror or exc}"
+        except Exception as exc:  # e.g. a URL httpx cannot parse: this URL fails, not the run
+            row["error"] = f"{type(exc).__name__}: {exc}"
         row["seconds"] = round(time.monotonic() - t0, 3)
         return row
 

@@ -181,3 +181,13 @@ def test_not_utf8_manifest_is_a_user_error(tmp_path: Path) -> None:
     manifest.write_bytes(b"http://127.0.0.1/\xff\xfe.jpg\n")
     with pytest.raises(UserError, match="not UTF-8"):
         download_source(Source("manifest", manifest), Home(tmp_path / "h").ensure(), "r", FAST)
+
+
+def test_a_url_httpx_cannot_parse_fails_alone(server: PhotoServer, tmp_path: Path) -> None:
+    manifest = tmp_path / "m.txt"
+    manifest.write_text(f"http://bad host/x.jpg,x.jpg\n{server.base}/ok/photo0.jpg,y.jpg\n")
+    home = Home(tmp_path / "home").ensure()
+    acq = download_source(check_source(manifest), home, "r", FAST)
+    rows = _rows(home, "r")
+    assert rows[1]["status"] == "failed" and rows[1]["error"]
+    assert rows[2]["status"] == "downloaded" and acq.counts["failed"] == 1

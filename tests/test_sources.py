@@ -111,6 +111,8 @@ def test_zip_unpacks_inside_home_and_is_reused(tmp_path: Path, photos: list[byte
     assert (acq.folder / "b.jpg").stat().st_mtime == mtime
     assert _members(home, "r2") == m  # every run records the members
     (acq.folder / "b.jpg").unlink()  # e.g. quarantined by an applied run: unpack afresh
+    killed = acq.folder.with_name(f".{acq.folder.name}.tmp-999999")  # a run killed mid-way
+    (killed / "half").mkdir(parents=True)
     third = unpack_source(check_source(arc), home, "r3", CFG)
     assert third.counts["reused"] == 0 and (acq.folder / "b.jpg").read_bytes() == photos[1]
     assert sorted(p.name for p in (home.root / "sources").iterdir()) == sorted(
