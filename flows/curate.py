@@ -198,7 +198,7 @@ def _steps(
         counts={k: v["files"] for k, v in summary["kinds"].items()},
     )
     record(h, row)  # the report reads the run as recorded
-    changes = changes_since_previous(h, run_id, str(src))
+    changes = changes_since_previous(h, run_id, row["source"])  # what was named, e.g. a zip
     report = _timed(steps, "report", report_task, root, run_id, str(src))
     _cleanup(h, run_id)
     return {

@@ -217,3 +217,16 @@ def test_too_many_members_and_corrupt_archives(tmp_path: Path, photos: list[byte
     assert not any((home.root / "sources").iterdir())
     shutil.rmtree(home.root)
     assert set(os.listdir(tmp_path)) == {"many.tar", "cut.tar.gz"}  # nothing else appeared
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_every_tar_compression_unpacks(tmp_path: Path, photos: list[bytes], mode: str) -> None:
+    arc = tmp_path / "photos.archive"  # the name says nothing: the content tells
+    with tarfile.open(arc, mode) as tf:
+        _tar_add(tf, "a/one.jpg", photos[0])
+        _tar_add(tf, "two.jpg", photos[1])
+    home = Home(tmp_path / "home").ensure()
+    acq = unpack_source(check_source(arc), home, "r", CFG)
+    assert (acq.folder / "a" / "one.jpg").read_bytes() == photos[0]
+    assert (acq.folder / "two.jpg").read_bytes() == photos[1]
+    assert acq.counts == {"files": 2, "skipped": 0, "reused": 0}

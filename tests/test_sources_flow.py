@@ -130,6 +130,7 @@ def test_a_manifest_run_records_every_download(run_flow, tmp_path: Path) -> None
         assert res["source"]["counts"] == {"downloaded": 4, "cached": 0, "failed": 1}
         again = run_flow(manifest, home, config=cfg)
         assert again["source"]["counts"] == {"downloaded": 0, "cached": 4, "failed": 1}
+        assert res["changes"] is None and again["changes"] is not None  # same manifest
     run = _query(home, "SELECT source, source_kind, source_dir, n_images FROM runs "
                        "WHERE run_id = $r", {"r": res["run_id"]})[0]  # fmt: skip
     assert run[:2] == (str(manifest), "manifest") and run[3] == 4
