@@ -59,8 +59,13 @@ def write_run(home: Home, row: dict[str, Any]) -> None:
 
 
 def source_folder(run: dict[str, Any]) -> str:
-    """The folder a run curated: `source` itself, or where its archive or manifest landed."""
-    return run.get("source_dir") or run["source"]
+    """The folder a run curated: `source` itself, or where its archive or manifest landed.
+
+    For a folder run `source` is the one record of it (`source_dir` repeats it for queries).
+    """
+    if run.get("source_kind") in ("archive", "manifest") and run.get("source_dir"):
+        return run["source_dir"]
+    return run["source"]
 
 
 def read_run(home: Home, run_id: str) -> dict[str, Any] | None:

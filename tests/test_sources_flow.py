@@ -167,3 +167,17 @@ def test_cli_manifest_with_no_downloadable_url_exits_2(tmp_path: Path) -> None:
         {"p": str(tmp_path / "home" / "data" / "runs" / "*.parquet")},
     ).fetchall()
     assert status[0][0] == "failed" and "none of its" in status[0][1]
+
+
+def test_a_failed_manifest_is_not_retried_by_prefect(run_flow, tmp_path: Path) -> None:
+    from photo_curate.errors import UserError
+
+    (tmp_path / "served").mkdir()
+    with serve(tmp_path / "served") as srv:
+        manifest = tmp_path / "m.txt"
+        manifest.write_text(f"{srv.base}/missing/a.jpg\n")
+        with pytest.raises(UserError, match="none of its 1 URLs"):
+            run_flow(manifest, tmp_path / "home", config={"sources": {"retries": 0}})
+        assert srv.hits["/missing/a.jpg"] == 1  # the download task was not run again
+    row = _query(tmp_path / "home", "SELECT status, source_kind, source_dir FROM runs")
+    assert row[0][:2] == ("failed", "manifest")
