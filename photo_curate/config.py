@@ -56,6 +56,9 @@ class SourcesConfig(_Strict):
     backoff_seconds: float = Field(
         1.0, ge=0, le=600, description="first retry wait, doubled per retry (capped at 60 s)"
     )
+    attempt_seconds: float = Field(
+        900.0, gt=0, description="a transfer still going after this is cut and resumed"
+    )
     max_download_mib: int = Field(2048, ge=1, description="a larger download fails")
 
 

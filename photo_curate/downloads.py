@@ -52,6 +52,7 @@ class Options:
     timeout_s: float = 30.0
     retries: int = 3
     backoff_s: float = 1.0
+    attempt_s: float = 900.0  # a server that trickles defeats the read timeout, not this
     max_bytes: int = 2 * 1024**3
 
 
@@ -243,6 +244,7 @@ class Downloader:
         if expected is not None and expected > self.opts.max_bytes:
             raise _Fail(f"too large: {expected} bytes (limit sources.max_download_mib)", status)
         size = offset
+        deadline = time.monotonic() + self.opts.attempt_s
         with open(part, "ab" if offset else "wb") as out:
             for chunk in r.iter_raw():  # as received: a cut transfer keeps what arrived
                 size += len(chunk)
@@ -250,6 +252,12 @@ class Downloader:
                     part.unlink(missing_ok=True)
                     raise _Fail("too large (limit sources.max_download_mib)", status)
                 out.write(chunk)
+                if time.monotonic() > deadline:
+                    raise _Retry(
+                        f"too slow: {size} bytes after {self.opts.attempt_s:g} s "
+                        "(limit sources.attempt_seconds)",
+                        status,
+                    )
         if expected is not None and size != expected:
             raise _Retry(f"truncated: got {size} of {expected} bytes", status)
 

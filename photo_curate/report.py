@@ -153,6 +153,12 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
     for t in ("images", "findings", "clusters", "plan", "validations"):
         run_view(con, home, t, run_id)
     actions_file = home.table_file("actions", run_id, ".jsonl")
+    formats = _rows(
+        con,
+        """SELECT coalesce(format, 'unknown') AS format, count(*) AS n,
+                  count(*) FILTER (WHERE NOT is_valid) AS n_invalid
+           FROM images GROUP BY 1 ORDER BY n DESC, format""",
+    )
 
     def thumb(row: dict[str, Any]) -> str | None:
         cands = [source / row["path"]]
@@ -256,6 +262,7 @@ def build_report(home: Home, run_id: str, source_root: Path | None = None) -> Pa
     html = env.get_template("report.html.j2").render(
         run=run,
         source=_source_outcomes(home, run_id),
+        formats=formats,
         summary=summary,
         previous=previous,
         previous_id=prev_id,

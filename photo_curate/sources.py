@@ -151,6 +151,7 @@ def download_source(src: Source, home: Home, run_id: str, cfg: SourcesConfig) ->
         timeout_s=cfg.timeout_seconds,
         retries=cfg.retries,
         backoff_s=cfg.backoff_seconds,
+        attempt_s=cfg.attempt_seconds,
         max_bytes=cfg.max_download_mib * 1024**2,
     )
     counts = {"downloaded": 0, "cached": 0, "failed": 0}

@@ -8,6 +8,7 @@ Routes (NAME is a file in the served folder):
   /cut-once/NAME        the first request announces the full length, sends half, closes
   /cut-norange/NAME     like /cut-once, but the server ignores Range (always 200, whole file)
   /cut/NAME             always sends half of what it announces
+  /trickle/NAME         honours Range, but sends an eighth of the file every 0.25 s
   /missing/NAME         404
 """
 
@@ -71,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_status(503)
         cut = route == "cut" or (route in ("cut-once", "cut-norange") and nth == 1)
         use_range = route != "cut-norange"
-        self._send_file(data, cut=cut, use_range=use_range)
+        self._send_file(data, cut=cut, use_range=use_range, trickle=route == "trickle")
 
     def _send_status(self, code: int) -> None:
         body = f"{code}\n".encode()
@@ -80,7 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_file(self, data: bytes, cut: bool, use_range: bool) -> None:
+    def _send_file(self, data: bytes, cut: bool, use_range: bool, trickle: bool = False) -> None:
         start = 0
         m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
         if use_range and m:
@@ -107,6 +108,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             time.sleep(0.05)
+            return
+        if trickle:  # each piece in time for the read timeout, the whole far too slow
+            step = len(data) // 8 + 1  # an eighth of the whole file per piece
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i : i + step])
+                self.wfile.flush()
+                if self.server.stop.wait(0.25):
+                    return
             return
         self.wfile.write(body)
 

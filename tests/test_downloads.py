@@ -191,3 +191,19 @@ def test_a_url_httpx_cannot_parse_fails_alone(server: PhotoServer, tmp_path: Pat
     rows = _rows(home, "r")
     assert rows[1]["status"] == "failed" and rows[1]["error"]
     assert rows[2]["status"] == "downloaded" and acq.counts["failed"] == 1
+
+
+def test_a_trickling_server_is_cut_and_resumed(
+    server: PhotoServer, served: Path, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.txt"
+    manifest.write_text(f"{server.base}/trickle/photo0.jpg,slow.jpg\n")
+    home = Home(tmp_path / "home").ensure()
+    impatient = SourcesConfig(timeout_seconds=1, retries=0, attempt_seconds=0.6)
+    with pytest.raises(UserError, match=r"too slow: \d+ bytes after 0.6 s"):
+        download_source(check_source(manifest), home, "r1", impatient)
+    patient = SourcesConfig(timeout_seconds=1, retries=8, attempt_seconds=0.6, backoff_seconds=0)
+    acq = download_source(check_source(manifest), home, "r2", patient)
+    row = _rows(home, "r2")[1]
+    assert row["status"] == "downloaded" and row["resumed_from"] > 0, row
+    assert (acq.folder / "slow.jpg").read_bytes() == (served / "photo0.jpg").read_bytes()

@@ -99,6 +99,7 @@ def test_a_zip_of_every_format_is_curated_applied_and_undone(run_flow, tmp_path:
     assert set(members) == {"../../escape.jpg", "link.jpg"}
     html = Path(res["report"]).read_text()
     assert 'id="source"' in html and "link.jpg" in html and "a symlink: not extracted" in html
+    assert "HEIF 1, " in html and "JXL 1 (1)" in html  # images per format in the summary
     shown = set(re.findall(r'<div class="muted">([A-Z0-9]+), \d+&times;\d+', html))
     assert len(shown) >= 4, shown  # the cards name each file's format
     # applied: the copies went to HOME/quarantine, from the unpacked folder, never outside HOME
