@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "serve", help="run SOURCE on a schedule from this process (a Prefect server is needed)"
     )
-    p.add_argument("source", help="the folder to curate")
+    p.add_argument(
+        "source", help="the folder, archive (zip/tar) or URL manifest (.txt/.csv) to curate"
+    )
     p.add_argument("--cron", default="30 2 * * *", help="when to run (default: 02:30 daily)")
     p.add_argument("--timezone", default=None, help="of the cron, e.g. Europe/Berlin (default UTC)")
     p.add_argument("--config", help="YAML, TOML or JSON config file")
@@ -164,7 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """`flow.serve`: a deployment with a cron schedule, run by this process until stopped."""
     from photo_curate.config import load_config
     from photo_curate.home import Home
-    from tasks.ingest import check_source
+    from photo_curate.sources import check_source
 
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError(
@@ -172,7 +174,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
     cfg = load_config(args.config)
-    src = check_source(args.source)
+    src = check_source(args.source).path
     home = Home.resolve(args.home)
     if args.timezone:
         import zoneinfo
