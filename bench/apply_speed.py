@@ -49,12 +49,9 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
-    source = build_speed_collection(Path("/tmp/curate-bench-speed") / f"collection-{args.images}",
-                                    args.images)  # fmt: skip
-    del source
+    source = build_speed_collection(args.images)
     coll = work / "photos"
-    shutil.copytree(Path("/tmp/curate-bench-speed") / f"collection-{args.images}", coll,
-                    copy_function=shutil.copy2)  # fmt: skip
+    shutil.copytree(source, coll, copy_function=shutil.copy2)
     home = work / "home"
     before = digest(coll)
     run_s, out = timed("run", str(coll), "--home", str(home))

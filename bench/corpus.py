@@ -105,7 +105,7 @@ def distinct_collection(
     workers: int = 0,
     photos: list[Path] | None = None,
 ) -> Path:
-    """A folder of `n_images` distinct JPEGs (cached); see the module docstring."""
+    """The folder of `n_images` distinct JPEGs (cached, params.json beside it, not in it)."""
     photos = photos or photo_pool()
     key = _sources_key(photos)
     params = {
@@ -114,11 +114,11 @@ def distinct_collection(
         "seed": seed,
         "sides": list(sides),
         "sources": key,
-        "v": 1,
+        "v": 2,  # 2: the files under images/, params.json beside them
     }
     final = COLLECTIONS / f"distinct-{n_images}-seed{seed}-{sides[0]}-{sides[1]}-{key}"
     if _cached(final, params):
-        return final
+        return final / "images"
     sources = [str(p) for p in photos]
     if sides[0] > 1600:  # camera-sized: keep only photos that are large enough
         sources = [s for s in sources if max(Image.open(s).size) >= sides[1] / 0.95]
@@ -126,25 +126,26 @@ def distinct_collection(
         raise SystemExit(f"no photo is large enough for {sides}")
     stage = final.with_name(final.name + ".building")
     shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    (stage / "images").mkdir(parents=True)
     k = len(sources)
     with ProcessPoolExecutor(workers or _workers()) as pool:
         futures = [
-            pool.submit(_write_distinct, str(stage), s, range(j, n_images, k), seed, sides)
+            pool.submit(
+                _write_distinct, str(stage / "images"), s, range(j, n_images, k), seed, sides
+            )
             for j, s in enumerate(sources)
         ]
         written = sum(f.result() for f in futures)
     if written != n_images:
         raise RuntimeError(f"wrote {written} files, expected {n_images}")
-    return _finish(stage, final, params)
+    return _finish(stage, final, params) / "images"
 
 
 def image_files(root: Path) -> Iterator[Path]:
-    """The files of a collection (params.json and truth.csv are not part of it)."""
+    """Every file of a collection, streamed (truth and parameters live beside it, not in it)."""
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
-            if f not in ("params.json", "truth.csv"):
-                yield Path(dirpath) / f
+            yield Path(dirpath) / f
 
 
 # -- planted defects with ground truth ------------------------------------------------------

@@ -4,7 +4,8 @@
 
 The collection: every real photo available offline (bench/photos.py), each cut into distinct
 files by random crops (50-95 % of each side) and rescales (long side 480-1600 px), saved as
-JPEG at quality 80-95. The baseline is what the seed workflow ran:
+JPEG at quality 80-95 (bench/corpus.py builds it in parallel and caches it under
+bench/.cache/collections). The baseline is what the seed workflow ran:
 `fastdup.create(work_dir, input_dir).run()` on the folder, in a fresh work dir, in its own
 process (with fastdup's telemetry switched off, as curate does). Each round times, back to
 back on the same files: bare fastdup; `curate run` with a Prefect server already running
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import socket
 import statistics
@@ -28,9 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
-from bench.photos import photo_pool
+from bench.corpus import distinct_collection
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
@@ -43,44 +41,13 @@ fd.run()
 """
 
 
-def build_speed_collection(
-    out: Path, n_images: int, seed: int = 0, sides: tuple[int, int] = (480, 1600)
-) -> int:
-    """Distinct JPEG files cut from real photos; returns how many were written.
+def build_speed_collection(n_images: int, sides: tuple[int, int] = (480, 1600)) -> Path:
+    """The collection of distinct real-photo JPEGs (bench/corpus.py: parallel, cached).
 
     `sides`: the range of the long side. For camera-sized files (e.g. 3000-4000 px) only the
     photos at least that large are used (the 5120 px wallpapers), cropped, never upscaled.
     """
-    if out.exists() and len(list(out.rglob("*.jpg"))) == n_images:
-        return n_images
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    rng = random.Random(seed)
-    sources = []
-    camera_sized = sides[0] > 1600
-    limit = int(sides[1] / 0.5) if camera_sized else 2000
-    for p in photo_pool():
-        im = Image.open(p)
-        if camera_sized and max(im.size) < sides[1] / 0.95:
-            continue
-        im.draft("RGB", (sides[1], sides[1]))
-        im = im.convert("RGB")
-        im.thumbnail((limit, limit))
-        sources.append(im)
-    if not sources:
-        raise SystemExit(f"no photo is large enough for {sides}")
-    for i in range(n_images):
-        im = sources[i % len(sources)]
-        w, h = im.size
-        cw, ch = int(w * rng.uniform(0.5, 0.95)), int(h * rng.uniform(0.5, 0.95))
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        crop = im.crop((x, y, x + cw, y + ch))
-        side = rng.randint(*sides)
-        crop.thumbnail((side, side))
-        folder = out / f"{i // 250:02d}"
-        folder.mkdir(exist_ok=True)
-        crop.save(folder / f"img_{i:05d}.jpg", quality=rng.randint(80, 95))
-    return n_images
+    return distinct_collection(n_images, sides=sides)
 
 
 def time_bare_fastdup(collection: Path) -> float:
@@ -152,8 +119,8 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     suffix = "" if args.sides == [480, 1600] else f"-{args.sides[0]}-{args.sides[1]}"
-    collection = work / f"collection-{args.images}{suffix}"
-    n = build_speed_collection(collection, args.images, sides=tuple(args.sides))
+    collection = build_speed_collection(args.images, sides=(args.sides[0], args.sides[1]))
+    n = args.images
     server, url = start_server(work / "prefect-home")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     with_server = {**base_env, "PREFECT_API_URL": url}

@@ -67,9 +67,9 @@ def test_distinct_collection_is_distinct_reproducible_and_cached(
     one = corpus.distinct_collection(30, seed=3, workers=2, photos=photos)
     first = _digests(one)
     assert len(first) == 30 and len(set(first.values())) == 30  # 30 files, 30 contents
-    stamp = (one / "params.json").stat().st_mtime_ns
+    stamp = (one.parent / "params.json").stat().st_mtime_ns
     assert corpus.distinct_collection(30, seed=3, workers=2, photos=photos) == one
-    assert (one / "params.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert (one.parent / "params.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
     monkeypatch.setattr(corpus, "COLLECTIONS", tmp_path / "b")
     again = corpus.distinct_collection(30, seed=3, workers=1, photos=photos)
     assert _digests(again) == first  # the same bytes whatever the number of workers

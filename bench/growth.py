@@ -1,0 +1,119 @@
+"""Growth: `curate run` wall time and peak memory as the collection grows.
+
+    .venv/bin/python -m bench.growth [--sizes 1000 5000 20000] [--prefect server|embedded]
+    .venv/bin/python -m bench.growth --sizes 1000 5000 20000 100000   # 100k: ~15 GB of files
+
+Each size is a collection of distinct real-photo JPEGs (bench/corpus.py: crops, rescales and
+re-encodes, built in parallel once and cached under bench/.cache/collections). `curate run`
+runs on each in a fresh HOME, in a fresh child (bench/measure.py: wall time, peak memory of the
+whole process tree and of its largest process). The linearity check compares the marginal
+cost per image of the last step (the extra seconds per extra image between the two largest
+sizes) with that of the first step: close to linear when their ratio stays under `--tolerance`
+(1.5 by default). Prints a table; writes bench/results/growth.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.corpus import distinct_collection
+from bench.measure import run_measured
+from bench.speed import start_server
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CURATE = Path(sys.executable).parent / "curate"
+
+
+def linearity(points: list[tuple[int, float]]) -> float | None:
+    """Marginal seconds per image of the last step over that of the first (1.0 = linear)."""
+    if len(points) < 3:
+        return None
+    (n0, t0), (n1, t1) = points[0], points[1]
+    (m0, s0), (m1, s1) = points[-2], points[-1]
+    first = (t1 - t0) / (n1 - n0)
+    last = (s1 - s0) / (m1 - m0)
+    return last / first if first > 0 else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prefect", choices=("server", "embedded"), default="server")
+    ap.add_argument("--tolerance", type=float, default=1.5)
+    ap.add_argument("--timeout", type=float, default=12 * 3600, help="seconds per run")
+    args = ap.parse_args()
+    sizes = sorted(set(args.sizes))
+    work = Path(tempfile.mkdtemp(prefix="curate-bench-growth-"))
+    server = None
+    rows = []
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+        if args.prefect == "server":
+            server, url = start_server(work / "prefect-home")
+            env["PREFECT_API_URL"] = url
+        else:
+            env["PREFECT_HOME"] = str(work / "prefect-embedded")
+        for n in sizes:
+            root = distinct_collection(n, seed=args.seed)
+            home = work / f"home-{n}"
+            m = run_measured(
+                [str(CURATE), "run", str(root), "--home", str(home)], env=env, timeout=args.timeout
+            )
+            shutil.rmtree(home, ignore_errors=True)
+            if m.returncode not in (0, 1) or m.timed_out:
+                raise SystemExit(
+                    f"curate run on {n} images failed ({m.returncode}): "
+                    f"{m.stderr_tail.strip()[-300:]}"
+                )
+            rows.append({"images": n, **m.as_dict(), "ms_per_image": 1000 * m.wall_s / n})
+            print(f"  {n:>7} images: {m.wall_s:8.1f} s, peak {m.peak_tree_mb:6.0f} MB", flush=True)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    ratio = linearity([(r["images"], r["wall_s"]) for r in rows])
+    print(f"\ncurate run, {os.cpu_count()} cores, Prefect {args.prefect}")
+    print(
+        f"{'images':>8}{'wall s':>9}{'ms/image':>10}{'peak MB (all processes)':>25}"
+        f"{'largest process MB':>20}"
+    )
+    for r in rows:
+        print(
+            f"{r['images']:>8}{r['wall_s']:>9.1f}{r['ms_per_image']:>10.2f}"
+            f"{r['peak_tree_mb']:>25.0f}{r['max_rss_mb']:>20.0f}"
+        )
+    if ratio is None:
+        print("linearity: needs three sizes or more")
+        verdict = None
+    else:
+        verdict = ratio <= args.tolerance
+        print(
+            f"linearity: marginal s/image of the last step / of the first = {ratio:.2f} "
+            f"({'close to linear' if verdict else 'NOT linear'}, tolerance {args.tolerance})"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "growth.json").write_text(
+        json.dumps(
+            {
+                "cores": os.cpu_count(),
+                "prefect": args.prefect,
+                "runs": rows,
+                "linearity_ratio": ratio,
+                "close_to_linear": verdict,
+                "tolerance": args.tolerance,
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
