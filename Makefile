@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint format bench screenshots clean prefect-server prefect-deploy prefect-worker
+.PHONY: demo test lint format bench bench-peers bench-floor bench-growth screenshots clean prefect-server prefect-deploy prefect-worker
 
 # A local Prefect server on loopback only, its state in .prefect/, telemetry and analytics off.
 PREFECT_PORT ?= 4200
@@ -38,8 +38,19 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# every benchmark in turn (hours; figures only mean something on a quiet machine)
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.run_all
+
+# curate vs bare fastdup, cleanvision and imagededup; the peers go to bench/.venv-peers
+bench-peers: $(TEST_STAMP)
+	$(BIN)/python -m bench.peers
+
+bench-floor: $(TEST_STAMP)
+	$(BIN)/python -m bench.floor
+
+bench-growth: $(TEST_STAMP)
+	$(BIN)/python -m bench.growth
 
 # the report and the Prefect UI in headless Chromium (Debian's chromium), kept in bench/screenshots
 screenshots: $(TEST_STAMP)
