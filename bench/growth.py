@@ -9,7 +9,8 @@ runs on each in a fresh HOME, in a fresh child (bench/measure.py: wall time, pea
 whole process tree and of its largest process). The linearity check compares the marginal
 cost per image of the last step (the extra seconds per extra image between the two largest
 sizes) with that of the first step: close to linear when their ratio stays under `--tolerance`
-(1.5 by default). Prints a table; writes bench/results/growth.json.
+(1.5 by default); a least-squares line gives the fixed cost of a run and the cost per image.
+Prints a table; writes bench/results/growth.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from bench.corpus import distinct_collection
 from bench.measure import run_measured
@@ -80,6 +83,10 @@ def main() -> None:
             server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     ratio = linearity([(r["images"], r["wall_s"]) for r in rows])
+    fit = None
+    if len(rows) >= 2:  # least squares: wall = fixed + per_image * n
+        per_image, fixed = np.polyfit([r["images"] for r in rows], [r["wall_s"] for r in rows], 1)
+        fit = {"fixed_s": float(fixed), "per_image_ms": float(1000 * per_image)}
     print(f"\ncurate run, {os.cpu_count()} cores, Prefect {args.prefect}")
     print(
         f"{'images':>8}{'wall s':>9}{'ms/image':>10}{'peak MB (all processes)':>25}"
@@ -90,6 +97,8 @@ def main() -> None:
             f"{r['images']:>8}{r['wall_s']:>9.1f}{r['ms_per_image']:>10.2f}"
             f"{r['peak_tree_mb']:>25.0f}{r['max_rss_mb']:>20.0f}"
         )
+    if fit is not None:
+        print(f"fit: wall = {fit['fixed_s']:.1f} s + {fit['per_image_ms']:.2f} ms x images")
     if ratio is None:
         print("linearity: needs three sizes or more")
         verdict = None
@@ -106,6 +115,7 @@ def main() -> None:
                 "cores": os.cpu_count(),
                 "prefect": args.prefect,
                 "runs": rows,
+                "fit": fit,
                 "linearity_ratio": ratio,
                 "close_to_linear": verdict,
                 "tolerance": args.tolerance,

@@ -135,3 +135,12 @@ def test_scores_of_a_perfect_and_a_blind_tool(tmp_path: Path) -> None:
 def test_components_join_groups_that_share_a_file() -> None:
     got = components([["a", "b"], ["c", "d"], ["b", "c"], ["e", "f"], ["g"]])
     assert sorted(got) == [["a", "b", "c", "d"], ["e", "f"]]
+
+
+def test_linearity_check_tells_linear_from_superlinear_growth() -> None:
+    from bench.growth import linearity
+
+    sizes = [1000, 5000, 20000]
+    assert linearity([(n, 30 + 0.01 * n) for n in sizes]) == pytest.approx(1.0)
+    assert linearity([(n, 30 + 1e-6 * n * n) for n in sizes]) > 3  # quadratic
+    assert linearity([(1000, 10.0), (5000, 50.0)]) is None  # two sizes say nothing
