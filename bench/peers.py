@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.corpus import image_files, planted_collection
@@ -217,11 +218,11 @@ def run_fastdup(photos: Path, truth: Path, timeout: float) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+def _read_csv(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of one of fastdup's CSV files, streamed; none when fastdup did not write it."""
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as fh:
+            yield from csv.DictReader(fh)
 
 
 def fastdup_predictions(work: Path, photos: Path) -> tuple[dict[str, set[str]], list[list[str]]]:

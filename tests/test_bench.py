@@ -144,3 +144,31 @@ def test_linearity_check_tells_linear_from_superlinear_growth() -> None:
     assert linearity([(n, 30 + 0.01 * n) for n in sizes]) == pytest.approx(1.0)
     assert linearity([(n, 30 + 1e-6 * n * n) for n in sizes]) > 3  # quadratic
     assert linearity([(1000, 10.0), (5000, 50.0)]) is None  # two sizes say nothing
+
+
+@pytest.mark.slow
+def test_bare_fastdup_outputs_map_onto_the_collection(
+    sample: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import os
+
+    from bench.peers import fastdup_predictions
+    from bench.speed import BARE_FASTDUP, QUIET
+
+    photos, truth_csv = sample
+    work = tmp_path / "fastdup"
+    work.mkdir()
+    m = run_measured(
+        [sys.executable, "-c", BARE_FASTDUP, str(work), str(photos)],
+        env={**os.environ, **QUIET},
+        cwd=work,
+    )
+    assert m.ok, m.stderr_tail
+    kinds, groups = fastdup_predictions(work, photos)
+    truth = read_truth(truth_csv)
+    assert {"Downloads/empty.jpg", "Downloads/not really.jpg"} <= kinds["invalid"]
+    assert "Downloads/truncated.jpg" not in kinds["invalid"]  # fastdup passes it as valid
+    assert groups and all(p in truth for g in groups for p in g)
+    scores = score(truth_csv, kinds, groups)
+    assert scores["duplicate pairs"].recall > 0.5
+    assert scores["duplicate pairs"].precision > 0.9
