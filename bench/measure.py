@@ -2,11 +2,17 @@
 
 Two memory figures, because a tool may run several processes at once (curate's decode
 workers, its fastdup child, a Prefect server):
-- `max_rss_mb`: the largest resident set of any single process of the command, from
-  `os.wait4` of that child (the kernel's ru_maxrss over it and the descendants it waited for);
-- `peak_tree_mb`: the largest sum of resident sets of all processes of its session, sampled
-  every 0.2 s from /proc (the child starts a session of its own, so its workers count and
-  nothing else does). Sampling can miss a spike shorter than the interval.
+- `max_rss_mb`: the largest resident set of any single process of the command: ru_maxrss of
+  RUSAGE_CHILDREN read by a small launcher process that runs the command and waits for it.
+  Not `wait4` of a child of this process: a child's high-water mark starts at the resident
+  size of the process that forked it (the kernel carries it over at exec), so a large
+  benchmark process would show up in every tool's figure. The launcher's own ~20 MB is the
+  floor of this figure instead;
+- `peak_tree_mb`: the largest sum of proportional set sizes (PSS: pages shared between
+  processes, such as forked workers', counted once in all) of all processes of the
+  command's session, sampled every 0.2 s from /proc (the launcher starts a session of its
+  own, so the tool's workers count and nothing else does; the launcher itself is left out).
+  Sampling can miss a spike shorter than the interval.
 Output goes to capped files, never to pipes (a chatty tool cannot block), and a command over
 its timeout is killed with its whole process group (SIGKILL: fastdup ignores SIGTERM).
 """
@@ -17,6 +23,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -49,11 +56,33 @@ class Measured:
         return d
 
 
-def session_rss(sid: int) -> int:
-    """Bytes resident in all processes of session `sid` (fields of /proc/PID/stat, statm)."""
+LAUNCHER = r"""
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(rc if rc >= 0 else 128 - rc)
+"""
+
+
+def _pss(pid: str) -> int:
+    """Proportional set size of one process in bytes (its RSS where smaps is unreadable)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    with open(f"/proc/{pid}/statm", "rb") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
+def session_pss(sid: int, skip: int | None = None) -> int:
+    """Bytes of PSS of all processes of session `sid` but `skip` (fields of /proc/PID/stat)."""
     total = 0
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or entry.name == str(skip):
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as fh:
@@ -62,8 +91,7 @@ def session_rss(sid: int) -> int:
             fields = stat[stat.rindex(b")") + 2 :].split()
             if int(fields[3]) != sid:
                 continue
-            with open(f"/proc/{entry.name}/statm", "rb") as fh:
-                total += int(fh.read().split()[1]) * PAGE
+            total += _pss(entry.name)
         except (OSError, ValueError, IndexError):
             continue  # the process ended while we looked
     return total
@@ -76,10 +104,15 @@ def run_measured(
     timeout: float = 6 * 3600,
 ) -> Measured:
     """Run `cmd` to its end (or timeout) in a session of its own; see the module docstring."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory(prefix="measure-") as tmp,
+    ):
+        maxrss_file = Path(tmp) / "maxrss"
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            cmd,
+            [sys.executable, "-c", LAUNCHER, str(maxrss_file), *cmd],
             env=env,
             cwd=cwd,
             stdout=out,
@@ -93,7 +126,7 @@ def run_measured(
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, session_rss(proc.pid))
+                peak = max(peak, session_pss(proc.pid, skip=proc.pid))
                 done.wait(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -101,21 +134,21 @@ def run_measured(
         fired = threading.Event()
         timer = threading.Timer(timeout, lambda: (fired.set(), _kill(proc.pid)))
         timer.start()
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
         wall = time.perf_counter() - t0
         timer.cancel()
         timed_out = fired.is_set()
         done.set()
         sampler.join()
         _kill(proc.pid)  # leftovers of the session (a server the tool started and orphaned)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        maxrss_kb = float(maxrss_file.read_text()) if maxrss_file.exists() else float("nan")
         out.seek(0)
         err.seek(0)
         stdout = out.read(1 << 22).decode(errors="replace")
         err_text = err.read().decode(errors="replace")
     return Measured(
         wall_s=wall,
-        max_rss_mb=usage.ru_maxrss / 1024,
+        max_rss_mb=maxrss_kb / 1024,
         peak_tree_mb=peak / 1024**2,
         returncode=proc.returncode,
         timed_out=timed_out,
