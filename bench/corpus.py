@@ -224,28 +224,28 @@ def planted_collection(
             grid += 1
     if len(bases) < n_bases:
         raise SystemExit(f"only {len(bases)} base photos for {n_images} images")
-    rows: list[dict[str, str]] = []
     per_part = math.ceil(len(bases) / n_parts)
     slices = [bases[i : i + per_part] for i in range(0, len(bases), per_part)]
     slices = [s for s in slices if len(s) >= 2]
-    with ProcessPoolExecutor(workers or _workers()) as pool:
+    with (
+        ProcessPoolExecutor(workers or _workers()) as pool,
+        open(stage / "truth.csv", "w", newline="", encoding="utf-8") as out,
+    ):
+        wr = csv.DictWriter(out, fieldnames=["path", "base", "variant", "param"])
+        wr.writeheader()
         futures = [
             pool.submit(_build_part, str(stage), k, [str(b) for b in s], seed, max_side)
             for k, s in enumerate(slices)
         ]
-        for k, fut in enumerate(futures):
+        for k, fut in enumerate(futures):  # each part's truth, prefixed, streamed into one
             with open(fut.result(), newline="", encoding="utf-8") as fh:
                 for r in csv.DictReader(fh):
                     r["path"] = f"part{k:03d}/{r['path']}"
                     if r["base"].startswith("p"):
                         r["base"] = f"part{k:03d}-{r['base']}"
-                    rows.append(r)
+                    wr.writerow(r)
     for junk in stage.glob(".part*"):
         shutil.rmtree(junk)
     shutil.rmtree(stage / ".bases", ignore_errors=True)
-    with open(stage / "truth.csv", "w", newline="", encoding="utf-8") as fh:
-        wr = csv.DictWriter(fh, fieldnames=["path", "base", "variant", "param"])
-        wr.writeheader()
-        wr.writerows(rows)
     final = _finish(stage, final, params)
     return final / "photos", final / "truth.csv"
