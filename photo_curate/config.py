@@ -26,7 +26,9 @@ Action = Literal["quarantine", "trash", "delete"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `threads: true` or `dark_p95: "50"` are mistakes, not 1 and 50.0; no NaN or
+    # infinity (a NaN threshold would make every comparison in the SQL rules false)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class AnalysisConfig(_Strict):
@@ -150,9 +152,12 @@ class CurateConfig(_Strict):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
+MAX_CONFIG_BYTES = 1024**2  # a config is a few lines; a huge file is a mistake
+
+
+def parse_mapping(text: str, suffix: str, origin: str = "config") -> dict[str, Any]:
+    """Parse config text (by file suffix) into a mapping, or a one-line user error."""
+    kind = suffix.lstrip(".") or "yaml"
     try:
         if suffix == ".toml":
             data = tomllib.loads(text)
@@ -160,28 +165,53 @@ def _read_mapping(path: Path) -> dict[str, Any]:
             data = json.loads(text)
         else:
             data = yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        kind = suffix.lstrip(".") or "YAML"
-        raise UserError(f"config {path}: not valid {kind}: {first}") from None
+        raise UserError(f"{origin}: not valid {kind}: {first[:200]}") from None
+    except RecursionError:
+        raise UserError(f"{origin}: not valid {kind}: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"config {path}: expected a mapping of sections, got {type(data).__name__}")
+        raise UserError(f"{origin}: expected a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    origin = f"config {path}"
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"{origin}: larger than {MAX_CONFIG_BYTES // 1024} KiB, not a config")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{origin}: not UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"{origin}: cannot read: {exc.strerror or exc}") from None
+    return parse_mapping(text, path.suffix.lower(), origin)
 
 
 def config_from_mapping(data: dict[str, Any], origin: str = "config") -> CurateConfig:
     """Validate a mapping; the first problem becomes a one-line user error."""
+    if not isinstance(data, dict):
+        raise UserError(f"{origin}: expected a mapping of sections, got {type(data).__name__}")
     try:
         return CurateConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        where = (
+            ".".join(p if isinstance(p, str) and p.isprintable() else repr(p) for p in err["loc"])[
+                :100
+            ]
+            or "(top level)"
+        )
+        msg = err["msg"].splitlines()[0] if err["msg"] else err["type"]
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
-        raise UserError(f"{origin}: {where}: {msg} (got {err.get('input')!r})") from None
+        got = repr(err.get("input"))
+        got = got if len(got) <= 80 else got[:77] + "..."
+        raise UserError(f"{origin}: {where}: {msg} (got {got})") from None
+    except RecursionError:
+        raise UserError(f"{origin}: nested too deeply") from None
 
 
 def load_config(path: str | os.PathLike[str] | None) -> CurateConfig:

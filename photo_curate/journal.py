@@ -37,6 +37,9 @@ class Entry:
     at: str = field(default_factory=_now)
 
 
+_FIELDS = frozenset(Entry.__dataclass_fields__)
+
+
 class Journal:
     """Append entries durably; read back the last state of every operation."""
 
@@ -65,16 +68,41 @@ class Journal:
         self.close()
 
 
+_REQUIRED = ("run_id", "op_id", "path", "action", "status")
+_OPTIONAL_STR = ("destination", "sha256", "detail", "at")
+
+
+def parse_line(line: bytes) -> Entry | None:
+    """One journal line as an Entry, or None for anything else.
+
+    A killed writer or a power cut can leave a torn line, a cut UTF-8 sequence or a tail of
+    NUL bytes; none of that may stop recovery, and a line that parses as JSON but has the
+    wrong shape is not an entry either (recovery acts on paths: only exact strings count).
+    """
+    try:
+        data = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or set(data) - _FIELDS:
+        return None
+    if not all(isinstance(data.get(k), str) for k in _REQUIRED):
+        return None
+    if not all(data.get(k) is None or isinstance(data[k], str) for k in _OPTIONAL_STR):
+        return None
+    size = data.get("size_bytes")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        return None
+    return Entry(**data)
+
+
 def read_entries(path: Path) -> Iterator[Entry]:
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:
         for line in fh:
-            try:
-                data = json.loads(line)
-                yield Entry(**data)
-            except (json.JSONDecodeError, TypeError):
-                continue  # a torn line from a killed writer
+            entry = parse_line(line)
+            if entry is not None:
+                yield entry
 
 
 def last_states(path: Path) -> dict[str, Entry]:
