@@ -28,7 +28,7 @@ from photo_curate.sources import check_source, describe
 from photo_curate.summary import compute
 from photo_curate.validation import warm_up
 from tasks.acquire import acquire
-from tasks.apply import apply_task, source_lock
+from tasks.apply import apply_task, check_writable, source_lock
 from tasks.fastdup_run import FastdupSpec, discard_prestarted, fastdup_task, prestart
 from tasks.findings import findings_task
 from tasks.history import record, record_task
@@ -76,6 +76,8 @@ def curate(
             }
         )
     origin = check_source(source)
+    if apply and origin.kind == "folder":
+        check_writable(origin.path)
     h = Home.resolve(home).ensure()
     log = get_run_logger()
     # one run at a time per home and per SOURCE (a run may apply; see tasks/apply.py)
@@ -188,7 +190,9 @@ def _steps(
             steps, "apply", apply_task, root, run_id, str(src), cfg.actions.action,
             list(cfg.actions.protected),
         )  # fmt: skip
-        if not applied.success:
+        if applied.stopped:
+            log.error("apply stopped: %s", applied.stopped)  # resumable: the run stays valid
+        elif not applied.success:
             status = "validation_failed"
     summary = compute(h, run_id)
     row.update(

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from photo_curate.errors import UserError, ValidationFailed
+from photo_curate.errors import Stopped, UserError, ValidationFailed
 
 # Quiet, private defaults, set before Prefect or fastdup is imported.
 _ENV_DEFAULTS = {
@@ -142,9 +142,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from photo_curate.sources import check_source
 
     cfg = load_config(args.config)
-    check_source(args.source)
+    origin = check_source(args.source)
     home = Home.resolve(args.home)
     action = args.action or cfg.actions.action
+    if args.apply and origin.kind == "folder":
+        from tasks.apply import check_writable
+
+        check_writable(origin.path)
     if args.apply and action == "delete":
         _confirm_delete(getattr(args, "yes", False))
     from flows.curate import curate
@@ -157,6 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         action=args.action,
     )
     _print_result(result)
+    stopped = (result.get("applied") or {}).get("stopped")
+    if stopped:
+        raise Stopped(f"apply stopped: {stopped}")
     if result["status"] == "validation_failed":
         raise ValidationFailed("validation failed: nothing destructive was done")
     return 0
@@ -351,6 +358,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         _confirm_delete(args.yes)
     res = apply_plan(home, run_id, args.action, confirm_delete=args.action != "delete" or True)
     print(res.describe())
+    if res.stopped:
+        raise Stopped(f"apply stopped: {res.stopped}")
     if not res.success:
         raise ValidationFailed("apply: validation after applying failed")
     return 0
@@ -386,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         sys.stderr.write(f"curate: {exc}\n")
         return exc.exit_code
-    except ValidationFailed as exc:
+    except (ValidationFailed, Stopped) as exc:
         sys.stderr.write(f"curate: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:

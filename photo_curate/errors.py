@@ -11,3 +11,10 @@ class ValidationFailed(Exception):
     """The run finished but a great-expectations check failed: exit code 1, nothing destructive."""
 
     exit_code = 1
+
+
+class Stopped(Exception):
+    """An action stopped part-way for a reason outside our control (a full disk): exit code 3,
+    one line saying what to do; the journal says exactly what was done."""
+
+    exit_code = 3

@@ -41,6 +41,20 @@ from tasks.validate import count_regular_files
 
 DISK_ACTIONS = ("quarantine", "trash", "delete")
 BATCH = 200
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def check_writable(source: Path) -> None:
+    """A read-only SOURCE cannot give up files: say so before anything starts."""
+    try:
+        ro = bool(os.statvfs(source).f_flag & os.ST_RDONLY)
+    except OSError:
+        return  # the per-file checks will say what is wrong
+    if ro:
+        raise UserError(
+            f"SOURCE {source} is on a read-only file system: nothing can be moved or deleted "
+            "(a dry run works; remount it read-write to apply)"
+        )
 
 
 @dataclass
@@ -55,6 +69,7 @@ class ApplyResult:
     success: bool = True
     checks: list[str] = field(default_factory=list)
     skipped_examples: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why the apply stopped before the end (a full disk)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +81,8 @@ class ApplyResult:
             + (f", {self.recovered} recovered from an interrupted apply" if self.recovered else "")
         ]
         lines += [f"  skipped: {s}" for s in self.skipped_examples[:10]]
+        if self.stopped:
+            lines.append(f"  STOPPED: {self.stopped}")
         lines += [f"  check: {c}" for c in self.checks]
         lines.append("validation after applying: " + ("passed" if self.success else "FAILED"))
         return "\n".join(lines)
@@ -135,13 +152,26 @@ def move_no_clobber(src: Path, dst: Path, sha256: str | None) -> None:
             return
         else:
             raise
-    os.unlink(src)
+    try:
+        os.unlink(src)
+    except OSError:
+        # src cannot go (read-only or protected folder): take the new name back, so the
+        # file stays exactly once, where it was, and no stray copy is left behind
+        os.unlink(dst)
+        raise
     _fsync_dir(dst.parent)
     _fsync_dir(src.parent)
 
 
+def part_path(dst: Path) -> Path:
+    """The temp name of a copy in progress: short and fixed-length (a 250-byte file name plus
+    a suffix would exceed NAME_MAX), hidden, and derived from dst so recovery finds it."""
+    digest = hashlib.sha256(os.fsencode(dst.name)).hexdigest()[:20]
+    return dst.with_name(f".{digest}.curate-part")
+
+
 def _copy_verified(src: Path, dst: Path, sha256: str | None) -> None:
-    part = dst.with_name(dst.name + ".curate-part")
+    part = part_path(dst)
     part.unlink(missing_ok=True)
     h = hashlib.sha256()
     try:
@@ -305,7 +335,7 @@ def _outcome(e: Entry, status: str, detail: str, destination: str | None = None)
 def _resolve(e: Entry, source: Path) -> Entry:
     src = source / e.path
     dst = Path(e.destination) if e.destination else None
-    part = dst.with_name(dst.name + ".curate-part") if dst else None
+    part = part_path(dst) if dst else None
     if part is not None and part.exists():
         part.unlink()
     if e.action == "restore":
@@ -368,6 +398,7 @@ def apply_plan(
     source = Path(source_folder(run))
     if not source.is_dir():
         raise UserError(f"SOURCE {source} of run {run_id} is gone")
+    check_writable(source)
     with (
         exclusive(home.lock_file, f"curation home {home.root}"),
         exclusive(source_lock(source), f"SOURCE {source}"),
@@ -411,6 +442,10 @@ def apply_locked(
                 todo.append((p, e))
             j.sync()  # intents are durable before the disk changes
             for p, e in todo:
+                if res.stopped:  # an intent with no attempt: close it, the file is in place
+                    j.write(_outcome(e, "failed", f"not attempted: {res.stopped}"))
+                    res.failed += 1
+                    continue
                 try:
                     dest = _do(source, p, e, action)
                     j.write(_outcome(e, "done", "ok", dest))
@@ -422,11 +457,25 @@ def apply_locked(
                 except Exception as exc:
                     j.write(_outcome(e, "failed", f"{type(exc).__name__}: {exc}"[:300]))
                     res.failed += 1
+                    if isinstance(exc, OSError) and exc.errno in _FULL:
+                        res.stopped = (
+                            f"no space left for {e.destination or action} "
+                            f"({exc.strerror}); the file stays in place. Free space, then "
+                            f"`curate apply {run_id}` goes on (or `curate undo {run_id}`)"
+                        )
             j.sync()
             prog.advance(len(batch))
+            if res.stopped:
+                break
     files_after = count_regular_files(source, home.root)
-    _validate_apply(home, run_id, res, files_before, files_after, moved, deleted)
-    _refresh(home, run_id)
+    try:
+        _validate_apply(home, run_id, res, files_before, files_after, moved, deleted)
+        _refresh(home, run_id)
+    except OSError as exc:
+        if not (res.stopped and exc.errno in _FULL):
+            raise  # with HOME itself full, the journal above is what counts
+    if res.stopped:
+        res.success = False
     return res
 
 
@@ -538,6 +587,7 @@ def undo_run(home: Home, run_id: str) -> UndoResult:
     journal_path = home.table_file("actions", run_id, ".jsonl")
     if not journal_path.exists():
         raise UserError(f"run {run_id} changed nothing on disk: nothing to undo")
+    check_writable(source)
     res = UndoResult(run_id)
     with (
         exclusive(home.lock_file, f"curation home {home.root}"),
