@@ -17,9 +17,10 @@ import duckdb
 
 from photo_curate.errors import UserError
 from photo_curate.home import Home
+from photo_curate.integrity import files_expr, sweep
 from photo_curate.rules import SQL_DIR
 from photo_curate.schema import TABLES, cast_select, empty_select
-from photo_curate.tableio import sql_literal_path, temp_name
+from photo_curate.tableio import temp_name
 
 STORAGE_COMPATIBILITY = "v1.5.0"
 
@@ -40,22 +41,24 @@ def _source_for(home: Home, table: str) -> str | None:
     """The read expression over a table's files, or None when it has none yet."""
     folder = home.table_dir(table)
     if table == "actions":
-        if not any(folder.glob("*.jsonl")):
+        pattern = files_expr(folder, ".jsonl")
+        if pattern is None:
             return None
         cols = ", ".join(f"'{name}': '{typ}'" for name, typ in TABLES[table])
-        pattern = sql_literal_path(folder / "*.jsonl")
         return (
             f"read_json({pattern}, format='newline_delimited', columns={{{cols}}}, "
             "ignore_errors=true)"
         )
-    if not any(folder.glob("*.parquet")):
+    pattern = files_expr(folder, ".parquet")
+    if pattern is None:
         return None
-    pattern = sql_literal_path(folder / "*.parquet")
     return f"read_parquet({pattern}, union_by_name=true)"
 
 
 def rebuild(home: Home) -> Path:
-    """Write a fresh catalog of views and move it over the old one."""
+    """Write a fresh catalog of views and move it over the old one (after moving aside any
+    unreadable Parquet file, which would break its table's view)."""
+    sweep(home)
     final = home.catalog
     tmp = temp_name(final)
     tmp.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ import duckdb
 
 from photo_curate import __version__
 from photo_curate.home import Home
+from photo_curate.integrity import files_expr, sweep
 from photo_curate.tableio import RowWriter, sql_literal_path
 
 STATUSES = ("running", "completed", "failed", "validation_failed")
@@ -89,11 +90,16 @@ def all_run_ids(home: Home) -> list[str]:
 
 
 def mark_interrupted(home: Home) -> list[str]:
-    """Runs still `running` while we hold the home lock died mid-way: record that."""
-    if not any(home.table_dir("runs").glob("*.parquet")):
+    """Runs still `running` while we hold the home lock died mid-way: record that.
+
+    Broken table files (a crash or a full disk) are moved aside first, so one truncated file
+    cannot stop every later run.
+    """
+    sweep(home)
+    pattern = files_expr(home.table_dir("runs"), ".parquet")
+    if pattern is None:
         return []
     con = duckdb.connect()
-    pattern = sql_literal_path(home.table_dir("runs") / "*.parquet")
     running = [
         r[0]
         for r in con.execute(
