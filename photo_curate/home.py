@@ -30,6 +30,10 @@ class Home:
         root = Path(raw).expanduser().absolute()
         if root.exists() and not root.is_dir():
             raise UserError(f"--home {raw}: exists and is not a folder")
+        if "?" in str(root):
+            # DuckDB reads `?` in a database path as the start of options: the catalog (and
+            # its write-ahead log) would land somewhere else
+            raise UserError(f"--home {raw}: a '?' in the path is not supported (DuckDB)")
         return cls(root)
 
     def ensure(self) -> Home:

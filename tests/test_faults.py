@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from photo_curate.errors import UserError
 from photo_curate.home import Home
 from tests.conftest import tree_digest
 
@@ -448,3 +449,34 @@ def test_files_vanishing_or_changing_between_ingest_and_inspect(
     }
     assert rows[gone][0] is False and "vanished" in rows[gone][1]
     assert rows[edited][2] == (collection / edited).stat().st_size - 10
+
+
+@pytest.mark.parametrize("name", ["a[1]", "a*", "it's {x}"])
+def test_home_with_glob_characters_sees_exactly_its_own_data(
+    collection: Path, tmp_path: Path, name: str
+) -> None:
+    """HOME paths are data, not patterns: `a[1]` must not match nothing, `a*` must not see
+    the runs of a neighbouring home `ab`."""
+    from photo_curate import catalog
+    from photo_curate.runs import new_run_id, now, write_run
+    from tasks.ingest import scan
+
+    def one_run(home: Home) -> str:
+        run_id = new_run_id()
+        write_run(home, {"run_id": run_id, "started_at": now(), "status": "completed"})
+        scan(collection, home, run_id)
+        catalog.rebuild(home)
+        return run_id
+
+    neighbour = Home(tmp_path / "ab").ensure()
+    one_run(neighbour)
+    home = Home(tmp_path / name).ensure()
+    mine = one_run(home)
+    con = duckdb.connect(str(home.catalog), read_only=True)
+    assert con.execute("SELECT run_id FROM runs").fetchall() == [(mine,)]
+    assert con.execute("SELECT DISTINCT run_id FROM files").fetchall() == [(mine,)]
+
+
+def test_home_with_a_question_mark_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not supported"):
+        Home.resolve(tmp_path / "what?")
