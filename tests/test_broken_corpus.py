@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from photo_curate.home import Home
+from tests.conftest import tree_digest
 
 pytestmark = pytest.mark.slow
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -40,7 +41,9 @@ def test_every_broken_file_is_accounted_for(run_flow, corpus: Path, tmp_path: Pa
     on_disk = sum(len(files) for _d, _s, files in os.walk(corpus))
     assert on_disk > 900
     home = Home(tmp_path / "home")
+    before = tree_digest(corpus)
     res = run_flow(corpus, home.root)
+    assert tree_digest(corpus) == before  # read, never changed
     assert res["status"] == "completed", res["validation"]["failed"]
     con = duckdb.connect()
     files = str(home.table_file("files", res["run_id"]))
@@ -63,3 +66,12 @@ def test_every_broken_file_is_accounted_for(run_flow, corpus: Path, tmp_path: Pa
         ).fetchall()
     }  # fmt: skip
     assert {"truncated_jpeg.jpg", "truncated_image.png"} <= truncated
+    # decompression bombs and absurd dimensions are refused from the header, never decoded
+    bombs = dict(
+        con.execute(
+            "SELECT path, error FROM read_parquet($i) WHERE path IN ('decompression_bomb.gif', "
+            "'decompression_bomb.ico', 'bmp/b/reallybig.bmp', 'bmp/b/badwidth.bmp')",
+            {"i": images},
+        ).fetchall()
+    )
+    assert len(bombs) == 4 and all(e.startswith("too large: Image size") for e in bombs.values())
