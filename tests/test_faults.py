@@ -143,7 +143,7 @@ def test_kill_9_at_every_step_then_the_next_run_is_correct(
     )
     rng = random.Random(int(os.environ.get("CURATE_KILL_SEED", "8")))
     plan: list[str | float] = ["ingest", "inspect", "fastdup", "findings", "report"]
-    plan += [round(rng.uniform(0.5, seconds + 3), 2) for _ in range(2)]
+    plan.append(round(rng.uniform(0.5, seconds + 3), 2))
     home = tmp_path / "home"
     killed = []
     for when in plan:
