@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import platform
 import secrets
+import shutil
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,6 +119,8 @@ def mark_interrupted(home: Home) -> list[str]:
                 error="interrupted: the process ended before the run finished",
             )
             write_run(home, row)
+            # its analysis copies (one per image) are of no use now; logs and inputs stay
+            shutil.rmtree(home.run_dir(run_id) / "analysis", ignore_errors=True)
             fixed.append(run_id)
     return fixed
 

@@ -28,10 +28,26 @@ def atomic_path(final: Path) -> Iterator[Path]:
     tmp = temp_name(final)
     try:
         yield tmp
-        os.replace(tmp, final)
+        durable_replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def durable_replace(tmp: Path, final: Path) -> None:
+    """fsync the file, rename it into place, fsync the folder: after a power cut the final
+    name holds either the old content or the whole new file, never an empty one."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    dfd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def temp_name(final: Path) -> Path:
@@ -70,7 +86,7 @@ class RowWriter:
     def close(self) -> Path:
         self._flush()
         self._writer.close()
-        os.replace(self._tmp, self.final)
+        durable_replace(self._tmp, self.final)
         return self.final
 
     def abort(self) -> None:

@@ -163,6 +163,8 @@ def test_kill_9_at_every_step_then_the_next_run_is_correct(
         assert statuses.get(run_id, "failed") in ("failed", "completed"), (when, run_id)
         if isinstance(when, str):
             assert statuses[run_id] == "failed", (when, statuses)
+        if statuses.get(run_id) == "failed":  # its analysis copies were cleared
+            assert not (Home(home).run_dir(run_id) / "analysis").exists(), when
     assert statuses[final_id] == "completed"
     assert _findings(home, final_id) == clean
     hist = _curate(api_env, "history", "--home", str(home), "--limit", "50")
