@@ -21,6 +21,15 @@ from photo_curate.artifacts import publish_run_artifacts
 from photo_curate.changes import changes_since_previous
 from photo_curate.config import CurateConfig, config_from_mapping
 from photo_curate.home import Home
+from photo_curate.incremental import (
+    Base,
+    carried_checks,
+    carry_over,
+    feature_cache,
+    find_base,
+    inspect_key,
+    unchanged,
+)
 from photo_curate.inspect_image import InspectOptions
 from photo_curate.locking import exclusive
 from photo_curate.runs import mark_interrupted, new_run_id, now
@@ -33,10 +42,10 @@ from tasks.fastdup_run import FastdupSpec, discard_prestarted, fastdup_task, pre
 from tasks.findings import findings_task
 from tasks.history import record, record_task
 from tasks.ingest import ingest_task
-from tasks.inspect import inspect_task
+from tasks.inspect import Reuse, inspect_task
 from tasks.parse import parse_task
 from tasks.report import report_task
-from tasks.validate import validate_task
+from tasks.validate import ValidationResult, count_regular_files, validate_task
 
 
 def _run_name() -> str:
@@ -65,8 +74,12 @@ def curate(
     config: dict[str, Any] | None = None,
     apply: bool = False,
     action: str | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
-    """Curate SOURCE into HOME's catalog; a dry run unless `apply` (then `action` or config's)."""
+    """Curate SOURCE into HOME's catalog; a dry run unless `apply` (then `action` or config's).
+
+    Incremental unless `full` (or `analysis.incremental: false`): files unchanged since the
+    last completed run are not read again (see photo_curate/incremental.py)."""
     cfg = config_from_mapping(config or {})
     if action:
         cfg = config_from_mapping(
@@ -107,7 +120,7 @@ def curate(
             if origin.kind != "folder":  # the folder is inside HOME: lock it like a SOURCE
                 row["source_dir"] = str(src)
                 locks.enter_context(exclusive(source_lock(src), f"SOURCE {src}"))
-            result = _steps(src, h, run_id, cfg, steps, apply, row)
+            result = _steps(src, h, run_id, cfg, steps, apply, row, full)
             row["step_seconds"] = steps
             record_task(str(h.root), row)
             result.update(
@@ -156,29 +169,92 @@ def _steps(
     steps: dict[str, float],
     apply: bool,
     row: dict[str, Any],
+    full: bool,
 ) -> dict[str, Any]:
     """Run the steps; fill `row` (the run's history record) as facts become known."""
     root = str(h.root)
     log = get_run_logger()
     ing = _timed(steps, "ingest", ingest_task, str(src), root, run_id, cfg.analysis.include_hidden)
     row.update(n_files=ing.n_files, n_images=ing.n_images, n_skipped=ing.n_skipped)
-    if ing.n_images >= 2:
-        prestart(h, run_id)  # fastdup's import (1.5 s) overlaps the inspect step
     opts = InspectOptions(
         max_pixels=cfg.analysis.max_pixels,
         max_file_bytes=cfg.analysis.max_file_mib * 1024**2,
         thumbnail_dir=str(h.thumbnails),
     )
-    ins = _timed(
-        steps, "inspect", inspect_task, str(src), root, run_id, cfg.workers(), opts, ing.n_images
-    )
-    row["n_invalid"] = ins.n_invalid
+    key = inspect_key(opts)
+    cache = feature_cache(h, key)
+    base = None
+    if cfg.analysis.incremental and not full:
+        base = find_base(h, run_id, row["source"], key)  # what was named
+    row.update(inspect_key=key, mode="incremental" if base else "full")
+    row["reused_from"] = base.run_id if base else None
+    if base and _nothing_changed(h, base, run_id, cfg, cache, src, ing.n_files):
+        return _carry_over(src, h, run_id, base, cfg, steps, apply, row)
+    if ing.n_images >= 2:
+        prestart(h, run_id)  # fastdup's import (1.5 s) overlaps the inspect step
+    reuse = Reuse(base, cache) if base else None
+    ins = _timed(steps, "inspect", inspect_task, str(src), root, run_id, cfg.workers(), opts, reuse)
+    row.update(n_invalid=ins.n_invalid, n_inspected=ins.n_inspected)
+    if base:
+        log.info("%d of %d images new or changed since run %s", ins.n_inspected, ins.n_images,
+                 base.run_id)  # fmt: skip
     warm_up()  # import great-expectations while fastdup runs (its serial phases leave a core)
-    fd = _timed(steps, "fastdup", fastdup_task, root, run_id, _fastdup_spec(cfg))
+    fd = _timed(steps, "fastdup", fastdup_task, root, run_id, _fastdup_spec(cfg), str(cache.folder))
+    row["n_extracted"] = fd.n_extracted
     log.info(fd.message)
     _timed(steps, "parse", parse_task, root, run_id, fd.work_dir)
     _timed(steps, "findings", findings_task, root, run_id, cfg)
     val = _timed(steps, "validate", validate_task, root, run_id, str(src))
+    return _finish(src, h, run_id, cfg, steps, apply, row, val, fd.message)
+
+
+def _nothing_changed(
+    h: Home, base: Base, run_id: str, cfg: CurateConfig, cache: Any, src: Path, n_files: int
+) -> bool:
+    """The same files, settings and reusable rows as the base run, and (checked on disk
+    independently of the scan, as the validation does) the same number of files."""
+    return unchanged(h, base, run_id, cfg, cache) and count_regular_files(src, h.root) == n_files
+
+
+def _carry_over(
+    src: Path,
+    h: Home,
+    run_id: str,
+    base: Base,
+    cfg: CurateConfig,
+    steps: dict[str, float],
+    apply: bool,
+    row: dict[str, Any],
+) -> dict[str, Any]:
+    """Nothing changed since the base run: its results (validated then) become this run's."""
+    _timed(steps, "carry_over", carry_over, h, base, run_id)
+    msg = f"nothing changed since run {base.run_id}: its results were carried over"
+    get_run_logger().info(msg)
+    summary = compute(h, run_id)
+    row.update(
+        mode="unchanged",
+        n_invalid=summary["images"] - summary["valid"],
+        n_inspected=0,
+        n_extracted=0,
+    )
+    val = ValidationResult(True, carried_checks(h, run_id), [])
+    return _finish(src, h, run_id, cfg, steps, apply, row, val, msg)
+
+
+def _finish(
+    src: Path,
+    h: Home,
+    run_id: str,
+    cfg: CurateConfig,
+    steps: dict[str, float],
+    apply: bool,
+    row: dict[str, Any],
+    val: ValidationResult,
+    fastdup_message: str,
+) -> dict[str, Any]:
+    """Apply (if asked and valid), record, report."""
+    root = str(h.root)
+    log = get_run_logger()
     status = "completed" if val.success else "validation_failed"
     if not val.success:
         log.error("validation failed: %s", "; ".join(val.failed))
@@ -210,7 +286,10 @@ def _steps(
         "changes": changes,
         "report": report,
         "validation": {"success": val.success, "checks": val.n_checks, "failed": val.failed},
-        "fastdup": fd.message,
+        "fastdup": fastdup_message,
+        "incremental": {
+            k: row.get(k) for k in ("mode", "reused_from", "n_inspected", "n_extracted")
+        },
         "applied": applied.as_dict() if applied else None,
         "steps": steps,
     }

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="YAML, TOML or JSON config file")
     p.add_argument("--apply", action="store_true", help="act on the plan after validation")
+    p.add_argument(
+        "--full", action="store_true", help="read every file again (no reuse of the last run)"
+    )
     p.add_argument("--action", choices=["quarantine", "trash", "delete"])
     p.add_argument("--yes", action="store_true", help="do not ask before deleting")
     _add_home(p)
@@ -113,6 +116,15 @@ def _print_result(result: dict[str, Any]) -> None:
     if line:
         print(line)
     print(format_summary(result["summary"], prev, result["run_id"]))
+    inc = result.get("incremental") or {}
+    if inc.get("mode") == "unchanged":
+        print(f"nothing changed since run {inc['reused_from']}: its results were carried over")
+    elif inc.get("mode") == "incremental":
+        print(
+            f"incremental: {inc['n_inspected']} new or changed images read, "
+            f"{inc['n_extracted']} new fastdup vectors; the rest reused from run "
+            f"{inc['reused_from']}"
+        )
     from photo_curate.changes import format_changes
 
     print(format_changes(result.get("changes")))
@@ -159,6 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config=cfg.model_dump(mode="json"),
         apply=args.apply,
         action=args.action,
+        full=getattr(args, "full", False),
     )
     _print_result(result)
     stopped = (result.get("applied") or {}).get("stopped")

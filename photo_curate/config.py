@@ -38,6 +38,9 @@ class AnalysisConfig(_Strict):
     max_pixels: int = Field(200_000_000, ge=1_000, description="larger images are invalid")
     max_file_mib: int = Field(2048, ge=1, description="larger files are invalid")
     include_hidden: bool = Field(False, description="also curate dot-files and dot-folders")
+    incremental: bool = Field(
+        True, description="reuse the last completed run's results for unchanged files"
+    )
 
 
 class SourcesConfig(_Strict):

@@ -32,6 +32,11 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("version", "VARCHAR"),
         ("source_kind", "VARCHAR"),
         ("source_dir", "VARCHAR"),
+        ("mode", "VARCHAR"),  # full, incremental or unchanged (see photo_curate/incremental.py)
+        ("reused_from", "VARCHAR"),  # the run whose results were reused
+        ("inspect_key", "VARCHAR"),  # hash of what decides an images row and a fastdup vector
+        ("n_inspected", "BIGINT"),  # images read and decoded in this run
+        ("n_extracted", "BIGINT"),  # fastdup vectors computed in this run
     ],
     "files": [
         ("run_id", "VARCHAR"),

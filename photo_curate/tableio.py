@@ -58,9 +58,16 @@ def temp_name(final: Path) -> Path:
 class RowWriter:
     """Stream dict rows of a catalog table into its Parquet file in batches."""
 
-    def __init__(self, home: Home, table: str, run_id: str, batch_rows: int = 20_000):
+    def __init__(
+        self,
+        home: Home,
+        table: str,
+        run_id: str,
+        batch_rows: int = 20_000,
+        path: Path | None = None,
+    ):
         self.schema = arrow_schema(table)
-        self.final = home.table_file(table, run_id)
+        self.final = path or home.table_file(table, run_id)
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = temp_name(self.final)
         self.batch_rows = batch_rows

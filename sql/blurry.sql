@@ -19,8 +19,8 @@ relative AS (
         e.path,
         max(coalesce(o.sharp_512 - i.sharp_512, o.sharp_256 - i.sharp_256,
                      o.sharp_128 - i.sharp_128)) AS drop,
-        arg_max(e.other, coalesce(o.sharp_512 - i.sharp_512, o.sharp_256 - i.sharp_256,
-                                  o.sharp_128 - i.sharp_128)) AS sharper
+        first(e.other ORDER BY coalesce(o.sharp_512 - i.sharp_512, o.sharp_256 - i.sharp_256,
+                                        o.sharp_128 - i.sharp_128) DESC, e.other) AS sharper
     FROM edges e
     JOIN images i ON i.path = e.path
     JOIN images o ON o.path = e.other

@@ -10,7 +10,8 @@ WITH edges AS (
     SELECT path_b, path_a FROM pairs WHERE similarity >= $exposure_pair_similarity
 ),
 relative AS (
-    SELECT e.path, max(i.mean - o.mean) AS lift, arg_max(e.other, i.mean - o.mean) AS darker
+    SELECT e.path, max(i.mean - o.mean) AS lift,
+           first(e.other ORDER BY i.mean - o.mean DESC, e.other) AS darker  -- ties: by path
     FROM edges e JOIN images i ON i.path = e.path JOIN images o ON o.path = e.other
     -- compare with normally exposed shots only (not with a darkened or blown-out twin)
     WHERE o.p95 >= $dark_relative_p95 AND o.clipped_bright <= $bright_relative_clipped

@@ -9,7 +9,8 @@ WITH edges AS (
     SELECT path_b, path_a FROM pairs WHERE similarity >= $exposure_pair_similarity
 ),
 relative AS (
-    SELECT e.path, max(o.mean - i.mean) AS drop, arg_max(e.other, o.mean - i.mean) AS brighter
+    SELECT e.path, max(o.mean - i.mean) AS drop,
+           first(e.other ORDER BY o.mean - i.mean DESC, e.other) AS brighter  -- ties: by path
     FROM edges e JOIN images i ON i.path = e.path JOIN images o ON o.path = e.other
     -- compare with normally exposed shots only (not with a darkened or blown-out twin)
     WHERE o.p95 >= $dark_relative_p95 AND o.clipped_bright <= $bright_relative_clipped

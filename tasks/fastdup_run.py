@@ -24,6 +24,7 @@ from typing import IO
 import duckdb
 from prefect import task
 
+from photo_curate.features import FeatureCache, analysis_name
 from photo_curate.home import Home
 from photo_curate.progress import StepProgress
 from photo_curate.tableio import sql_literal_path
@@ -65,25 +66,49 @@ class FastdupResult:
     n_input: int
     message: str
     seconds: float = 0.0
+    n_extracted: int = 0  # vectors fastdup computed in this run (the others came from the cache)
 
 
-def write_input_list(home: Home, run_id: str, list_path: Path) -> int:
-    """The analysis copies of exactly the valid images, one absolute path per line."""
+def write_input_list(home: Home, run_id: str, list_path: Path, cache: FeatureCache | None) -> int:
+    """The analysis copies to extract vectors from, one absolute path per line: every valid
+    image, or with a cache only one image per content hash that is not cached yet."""
     con = duckdb.connect()
-    images = sql_literal_path(home.table_file("images", run_id))
-    rows = con.sql(
-        f"SELECT analysis_id FROM read_parquet({images}) "
-        "WHERE is_valid AND analysis_id IS NOT NULL ORDER BY analysis_id"
-    ).to_arrow_reader(50_000)
+    images = f"read_parquet({sql_literal_path(home.table_file('images', run_id))})"
+    valid = f"SELECT * FROM {images} WHERE is_valid AND analysis_id IS NOT NULL"
+    if cache is None:
+        sql = f"SELECT analysis_id FROM ({valid}) ORDER BY analysis_id"
+    else:
+        sql = f"""SELECT min(analysis_id) AS analysis_id FROM ({valid})
+                  WHERE sha256 NOT IN (SELECT sha256 FROM {cache.source()})
+                  GROUP BY sha256 ORDER BY analysis_id"""
+    rows = con.sql(sql).to_arrow_reader(50_000)
     analysis_dir = home.run_dir(run_id) / "analysis"
     n = 0
     with open(list_path, "w", encoding="utf-8") as fh:
         for rb in rows:
             for ident in rb.column(0).to_pylist():
-                fh.write(f"{analysis_dir / f'{ident:08d}.jpg'}\n")
+                path = analysis_name(analysis_dir, ident)
+                if not os.path.exists(path):  # reused rows have no copy: they must be cached
+                    raise FastdupFailed(f"analysis copy {path} is missing")
+                fh.write(f"{path}\n")
                 n += 1
     con.close()
     return n
+
+
+def _count_valid(home: Home, run_id: str, cache: FeatureCache | None) -> tuple[int, int]:
+    """(valid images, of them with a cached vector)."""
+    images = f"read_parquet({sql_literal_path(home.table_file('images', run_id))})"
+    cached = f"sha256 IN (SELECT sha256 FROM {cache.source()})" if cache else "false"
+    con = duckdb.connect()
+    try:
+        row = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {cached}) FROM {images} "
+            "WHERE is_valid AND analysis_id IS NOT NULL"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    return int(row[0]), int(row[1])
 
 
 def _pump(stream: IO[bytes], log_path: Path, prog: StepProgress) -> None:
@@ -102,7 +127,7 @@ def _pump(stream: IO[bytes], log_path: Path, prog: StepProgress) -> None:
                     last_pct = pct
 
 
-_started: dict[str, subprocess.Popen[bytes]] = {}
+_started: dict[str, list[subprocess.Popen[bytes]]] = {}
 
 
 def start_child(cwd: Path) -> subprocess.Popen[bytes]:
@@ -122,15 +147,18 @@ def start_child(cwd: Path) -> subprocess.Popen[bytes]:
 
 
 def prestart(home: Home, run_id: str) -> None:
-    """Start the run's fastdup child early, so its import overlaps the inspect step."""
-    if run_id not in _started:
-        _started[run_id] = start_child(home.run_dir(run_id))
+    """Start a fastdup child for the run early, so its import overlaps other work."""
+    _started.setdefault(run_id, []).append(start_child(home.run_dir(run_id)))
+
+
+def _take_child(home: Home, run_id: str) -> subprocess.Popen[bytes]:
+    waiting = _started.get(run_id)
+    return waiting.pop(0) if waiting else start_child(home.run_dir(run_id))
 
 
 def discard_prestarted(run_id: str) -> None:
-    """Stop a prestarted child that will not be used (the run failed or fastdup was skipped)."""
-    proc = _started.pop(run_id, None)
-    if proc is not None:
+    """Stop prestarted children that will not be used (the run failed or fastdup was skipped)."""
+    for proc in _started.pop(run_id, []):
         _kill(proc)
 
 
@@ -140,37 +168,85 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def run_fastdup(home: Home, run_id: str, spec: FastdupSpec) -> FastdupResult:
+def run_fastdup(
+    home: Home, run_id: str, spec: FastdupSpec, cache: FeatureCache | None = None
+) -> FastdupResult:
+    """fastdup on the run's valid images; with a cache, vectors are extracted only for new
+    content (`run_mode=1`) and the neighbour graph is built from all of them (`run_mode=2`)."""
     run_dir = home.run_dir(run_id)
     work = run_dir / "fastdup"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    list_path = run_dir / "fastdup_input.txt"
-    n = write_input_list(home, run_id, list_path)
-    if n < MIN_IMAGES:
+    n_valid, n_cached = _count_valid(home, run_id, cache)
+    if n_valid < MIN_IMAGES:
         discard_prestarted(run_id)
         return FastdupResult(
-            "skipped", None, n, f"fastdup skipped: {n} valid image(s), at least 2 are needed"
-        )
-    child_spec = run_dir / "fastdup_spec.json"
+            "skipped", None, n_valid,
+            f"fastdup skipped: {n_valid} valid image(s), at least 2 are needed",
+        )  # fmt: skip
+    images_file = home.table_file("images", run_id)
+    t0 = time.monotonic()
+    if n_cached == 0:  # nothing to reuse: one ordinary run, then keep its vectors
+        n_new = write_input_list(home, run_id, run_dir / "fastdup_input.txt", None)
+        _run_child(home, run_id, spec, work, 0, run_dir / "fastdup_input.txt", n_new)
+        if cache is not None:
+            cache.store(work, images_file, run_id)
+        graph = work
+    else:
+        list_path = run_dir / "fastdup_new.txt"
+        n_new = write_input_list(home, run_id, list_path, cache)
+        if n_new:
+            prestart(home, run_id)  # the graph's child imports fastdup meanwhile
+            extract = work / "extract"
+            _run_child(home, run_id, spec, extract, 1, list_path, n_new)
+            assert cache is not None
+            cache.store(extract, images_file, run_id)
+        graph = work / "graph"
+        assert cache is not None
+        n_graph = cache.write_graph_input(images_file, run_dir / "analysis", graph)
+        if n_graph < MIN_IMAGES:
+            discard_prestarted(run_id)
+            return FastdupResult("skipped", None, n_graph, f"fastdup skipped: {n_graph} vectors")
+        _run_child(home, run_id, spec, graph, 2, None, n_graph)
+    seconds = time.monotonic() - t0
+    msg = f"fastdup analysed {n_valid} images"
+    if n_cached:
+        msg += f" ({n_new} new vectors, the others from the cache)"
+    return FastdupResult("ran", str(graph), n_valid, msg, seconds, n_new)
+
+
+def _run_child(
+    home: Home,
+    run_id: str,
+    spec: FastdupSpec,
+    work: Path,
+    run_mode: int,
+    input_list: Path | None,
+    n: int,
+) -> None:
+    """One fastdup run in a child process (prestarted if one waits), killed on timeout."""
+    work.mkdir(parents=True, exist_ok=True)
+    run_dir = home.run_dir(run_id)
+    child_spec = run_dir / f"fastdup_spec_{run_mode}.json"
     child_spec.write_text(
         json.dumps(
             {
-                "input_list": str(list_path),
+                "input_list": str(input_list or ""),
                 "work_dir": str(work),
                 "threads": spec.threads,
                 "threshold": spec.threshold,
                 "lower_threshold": spec.outlier_percentile,
                 "k": min(spec.k, max(n - 1, 1)),
                 "cc_threshold": spec.cc_threshold,
+                "run_mode": run_mode,
             }
         )
     )
-    log_path = run_dir / "fastdup.log"
-    t0 = time.monotonic()
-    with StepProgress("fastdup", 100, "%") as prog:
-        proc = _started.pop(run_id, None) or start_child(run_dir)
+    log_path = run_dir / ("fastdup.log" if run_mode == 0 else f"fastdup_mode{run_mode}.log")
+    label = {0: "fastdup", 1: "fastdup vectors", 2: "fastdup graph"}[run_mode]
+    with StepProgress(label, 100, "%") as prog:
+        proc = _take_child(home, run_id)
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(f"{child_spec}\n".encode())
@@ -192,15 +268,16 @@ def run_fastdup(home: Home, run_id: str, spec: FastdupSpec) -> FastdupResult:
             _kill(proc)
             raise
         pump.join(timeout=5)
-    seconds = time.monotonic() - t0
     if rc != 0:
         raise FastdupFailed(f"fastdup exited with code {rc} (log: {log_path})")
     if not (work / "atrain_features.dat.csv").exists():
         raise FastdupFailed(f"fastdup wrote no features (log: {log_path})")
-    return FastdupResult("ran", str(work), n, f"fastdup analysed {n} images", seconds)
 
 
 @task(name="fastdup", retries=1, retry_delay_seconds=5)
-def fastdup_task(home_root: str, run_id: str, spec: FastdupSpec) -> FastdupResult:
-    """Run fastdup once (a crash or hang is retried once in a fresh child and work dir)."""
-    return run_fastdup(Home(Path(home_root)), run_id, spec)
+def fastdup_task(
+    home_root: str, run_id: str, spec: FastdupSpec, cache_dir: str | None = None
+) -> FastdupResult:
+    """Run fastdup (a crash or hang is retried once in a fresh child and work dir)."""
+    cache = FeatureCache(Path(cache_dir)) if cache_dir else None
+    return run_fastdup(Home(Path(home_root)), run_id, spec, cache)

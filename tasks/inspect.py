@@ -23,10 +23,13 @@ from typing import Any
 import duckdb
 from prefect import task
 
+from photo_curate.features import FeatureCache, analysis_name
 from photo_curate.home import Home
+from photo_curate.incremental import Base, reused_rows_sql
 from photo_curate.inspect_image import InspectOptions, inspect_many
 from photo_curate.progress import StepProgress
-from photo_curate.tableio import RowWriter, sql_literal_path
+from photo_curate.schema import TABLES, cast_select
+from photo_curate.tableio import RowWriter, copy_to_table, sql_literal_path
 
 CHUNK = 32
 STALL_S = 600  # no chunk finished for this long: a decoder hangs
@@ -40,19 +43,59 @@ class InspectResult:
     n_valid: int
     n_invalid: int
     analysis_dir: str
+    n_inspected: int = 0  # read and decoded in this run (the rest reused from the base run)
 
 
-def _candidates(home: Home, run_id: str, batch: int = 4096) -> Iterator[list[dict[str, Any]]]:
-    """The run's image candidates from its manifest, streamed in batches."""
-    con = duckdb.connect()
-    src = sql_literal_path(home.table_file("files", run_id))
+@dataclass(frozen=True)
+class Reuse:
+    """Where reusable rows come from: the base run and the feature cache they depend on."""
+
+    base: Base
+    cache: FeatureCache
+
+
+def _plan(con: duckdb.DuckDBPyConnection, home: Home, run_id: str, reuse: Reuse | None) -> None:
+    """Table `cand`: the run's image candidates, each with its analysis id (its rank in path
+    order, as in a full run) and, when a base run is given, the reusable row of that run."""
+    if reuse is not None:
+        body = reused_rows_sql(home, reuse.base, run_id, reuse.cache)
+    else:
+        files = sql_literal_path(home.table_file("files", run_id))
+        body = (
+            "SELECT path AS cand_path, size_bytes AS cand_size, mtime AS cand_mtime, "
+            "mtime_ns AS cand_mtime_ns, row_number() OVER (ORDER BY path) - 1 AS new_analysis_id, "
+            f"false AS reuse FROM read_parquet({files}) WHERE status = 'image'"
+        )
+    con.execute(f"CREATE TEMP TABLE cand AS {body}")
+
+
+def _candidates(
+    con: duckdb.DuckDBPyConnection, batch: int = 4096
+) -> Iterator[list[dict[str, Any]]]:
+    """The candidates to inspect (not reused), streamed in batches."""
     reader = con.sql(
-        f"SELECT path, size_bytes, mtime, mtime_ns FROM read_parquet({src}) "
-        "WHERE status = 'image' ORDER BY path"
+        "SELECT cand_path AS path, cand_size AS size_bytes, cand_mtime AS mtime, "
+        "cand_mtime_ns AS mtime_ns, new_analysis_id AS ident FROM cand "
+        "WHERE NOT reuse ORDER BY cand_path"
     ).to_arrow_reader(batch)
     for rb in reader:
         yield rb.to_pylist()
-    con.close()
+
+
+def _reused_select() -> str:
+    """The reused rows as `images` rows of this run (new run id, manifest facts, analysis id)."""
+    override = {
+        "run_id": "$run_id",
+        "path": "cand_path",
+        "size_bytes": "cand_size",
+        "mtime": "cand_mtime",
+        "mtime_ns": "cand_mtime_ns",
+        "analysis_id": "CASE WHEN is_valid THEN new_analysis_id END",
+    }
+    cols = ", ".join(
+        f'{override.get(n, f"{chr(34)}{n}{chr(34)}")} AS "{n}"' for n, _ in TABLES["images"]
+    )
+    return f"SELECT {cols} FROM cand WHERE reuse"
 
 
 def _quiet_worker(log_path: str) -> None:
@@ -99,30 +142,69 @@ def _run_isolated(
 
 
 def inspect_all(
-    source: Path, home: Home, run_id: str, workers: int, opts: InspectOptions, total: int
+    source: Path,
+    home: Home,
+    run_id: str,
+    workers: int,
+    opts: InspectOptions,
+    reuse: Reuse | None = None,
+) -> InspectResult:
+    """Write the run's `images`: rows reused from the base run, the other files inspected."""
+    con = duckdb.connect()
+    try:
+        _plan(con, home, run_id, reuse)
+        n_reused, total = con.execute(
+            "SELECT count(*) FILTER (WHERE reuse), count(*) FILTER (WHERE NOT reuse) FROM cand"
+        ).fetchall()[0]
+        final = home.table_file("images", run_id)
+        inspected = home.run_dir(run_id) / "inspected.parquet" if n_reused else final
+        res = _inspect(con, source, home, run_id, workers, opts, total, inspected)
+        if n_reused:
+            new = f"SELECT * FROM read_parquet({sql_literal_path(inspected)})"
+            body = cast_select("images", f"({_reused_select()} UNION ALL {new})")
+            copy_to_table(con, home, "images", run_id, body, {"run_id": run_id})
+            inspected.unlink()
+        n_valid, n_all = con.execute(
+            "SELECT count(*) FILTER (WHERE is_valid), count(*) "
+            f"FROM read_parquet({sql_literal_path(final)})"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    return InspectResult(n_all, n_valid, n_all - n_valid, res.analysis_dir, res.n_inspected)
+
+
+def _inspect(
+    con: duckdb.DuckDBPyConnection,
+    source: Path,
+    home: Home,
+    run_id: str,
+    workers: int,
+    opts: InspectOptions,
+    total: int,
+    out_path: Path,
 ) -> InspectResult:
     analysis_dir = home.run_dir(run_id) / "analysis"
     analysis_dir.mkdir(parents=True, exist_ok=True)
     log_path = str(home.run_dir(run_id) / "decoder-warnings.log")
     meta: dict[int, dict[str, Any]] = {}
     n_valid = n_invalid = 0
-    next_id = 0
 
     def chunks() -> Iterator[list[Item]]:
-        nonlocal next_id
-        for batch in _candidates(home, run_id):
+        for batch in _candidates(con):
             for i in range(0, len(batch), CHUNK):
                 items: list[Item] = []
                 for rec in batch[i : i + CHUNK]:
-                    ident = next_id
-                    next_id += 1
+                    ident = rec.pop("ident")
                     meta[ident] = rec
                     abs_path = str(source / rec["path"])
-                    items.append((ident, abs_path, str(analysis_dir / f"{ident:08d}.jpg")))
+                    items.append((ident, abs_path, analysis_name(analysis_dir, ident)))
                 yield items
 
+    if total == 0:
+        RowWriter(home, "images", run_id, path=out_path).close()
+        return InspectResult(0, 0, 0, str(analysis_dir), 0)
     with (
-        RowWriter(home, "images", run_id) as out,
+        RowWriter(home, "images", run_id, path=out_path) as out,
         StepProgress("inspect", total, "images") as prog,
     ):
 
@@ -187,12 +269,18 @@ def inspect_all(
                     pool = _pool(workers, log_path)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-    return InspectResult(n_valid + n_invalid, n_valid, n_invalid, str(analysis_dir))
+    n = n_valid + n_invalid
+    return InspectResult(n, n_valid, n_invalid, str(analysis_dir), n)
 
 
 @task(name="inspect")
 def inspect_task(
-    source: str, home_root: str, run_id: str, workers: int, opts: InspectOptions, total: int
+    source: str,
+    home_root: str,
+    run_id: str,
+    workers: int,
+    opts: InspectOptions,
+    reuse: Reuse | None = None,
 ) -> InspectResult:
-    """Decode check of every image (no retries: a retry would re-read every file)."""
-    return inspect_all(Path(source), Home(Path(home_root)), run_id, workers, opts, total)
+    """Decode check of every new or changed image (no retries: a retry would re-read them)."""
+    return inspect_all(Path(source), Home(Path(home_root)), run_id, workers, opts, reuse)

@@ -66,7 +66,7 @@ def parse_outputs(home: Home, run_id: str, work_dir: str | None) -> ParseResult:
     if feats and outl:
         outl_sql = f"""
             SELECT $run_id AS run_id, a.path, min(o.distance) AS similarity,
-                   arg_min(b.path, o.distance) AS nearest
+                   first(b.path ORDER BY o.distance, b.path) AS nearest
             FROM {outl} o JOIN fmap a ON a.fidx = o."from" JOIN fmap b ON b.fidx = o."to"
             GROUP BY a.path"""
     else:
