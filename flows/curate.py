@@ -190,8 +190,9 @@ def _steps(
     row["reused_from"] = base.run_id if base else None
     if base and _nothing_changed(h, base, run_id, cfg, cache, src, ing.n_files):
         return _carry_over(src, h, run_id, base, cfg, steps, apply, row)
-    if ing.n_images >= 2:
-        prestart(h, run_id)  # fastdup's import (1.5 s) overlaps the inspect step
+    if ing.n_images >= 2:  # fastdup's import (1.5 s) overlaps the inspect step
+        for _ in range(2 if base else 1):  # incremental: new vectors, then the graph
+            prestart(h, run_id)
     reuse = Reuse(base, cache) if base else None
     ins = _timed(steps, "inspect", inspect_task, str(src), root, run_id, cfg.workers(), opts, reuse)
     row.update(n_invalid=ins.n_invalid, n_inspected=ins.n_inspected)

@@ -18,8 +18,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from photo_curate.tableio import atomic_path, sql_literal_path
 
@@ -115,6 +113,9 @@ def _as_matrix(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def _fastdup_rows(work: Path) -> pa.RecordBatchReader:
     """(analysis_id, feature) batches from fastdup's feature files, in its row order."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
     csv_path, dat_path = work / FEATURES_CSV, work / FEATURES_DAT
     n_floats = dat_path.stat().st_size // 4
     matrix = np.memmap(dat_path, dtype="<f4", mode="r", shape=(n_floats // DIM, DIM))

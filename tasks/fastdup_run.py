@@ -197,7 +197,8 @@ def run_fastdup(
         list_path = run_dir / "fastdup_new.txt"
         n_new = write_input_list(home, run_id, list_path, cache)
         if n_new:
-            prestart(home, run_id)  # the graph's child imports fastdup meanwhile
+            if len(_started.get(run_id, [])) < 2:
+                prestart(home, run_id)  # the graph's child imports fastdup meanwhile
             extract = work / "extract"
             _run_child(home, run_id, spec, extract, 1, list_path, n_new)
             assert cache is not None
@@ -209,6 +210,7 @@ def run_fastdup(
             discard_prestarted(run_id)
             return FastdupResult("skipped", None, n_graph, f"fastdup skipped: {n_graph} vectors")
         _run_child(home, run_id, spec, graph, 2, None, n_graph)
+    discard_prestarted(run_id)  # a child that was started for a step not needed after all
     seconds = time.monotonic() - t0
     msg = f"fastdup analysed {n_valid} images"
     if n_cached:

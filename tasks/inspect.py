@@ -203,6 +203,7 @@ def _inspect(
     if total == 0:
         RowWriter(home, "images", run_id, path=out_path).close()
         return InspectResult(0, 0, 0, str(analysis_dir), 0)
+    workers = max(1, min(workers, -(-total // CHUNK)))  # a few new files: fewer processes to start
     with (
         RowWriter(home, "images", run_id, path=out_path) as out,
         StepProgress("inspect", total, "images") as prog,

@@ -1,0 +1,188 @@
+"""Incremental-run benchmark: first run, unchanged re-run, re-run after adding 1 % new photos.
+
+    .venv/bin/python -m bench.incremental [--images 2100] [--rounds 1]
+
+The collection is bench/speed.py's (distinct JPEGs cut from real photos). Each round, with a
+Prefect server running and with no server (Prefect's embedded temporary server), in a fresh
+home: `curate run` (first run), the same again (nothing changed), then 1 % new photos (cut
+from the same pool with another seed) are added and `curate run` again (incremental), and
+`curate run --full` on the grown collection in another fresh home. The findings (and images,
+pairs, clusters, plan) of the incremental run must equal the full run's. Prints a table and
+writes bench/results/incremental.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from bench.speed import BIN, RESULTS, build_speed_collection, start_server
+
+TABLES = ("images", "pairs", "outliers", "findings", "clusters", "plan")
+
+
+def curate(collection: Path, home: Path, env: dict[str, str], *extra: str) -> tuple[float, str]:
+    """Seconds of one `curate run` (the whole command) and its run id."""
+    t0 = time.perf_counter()
+    p = subprocess.run(
+        [str(BIN / "curate"), "run", str(collection), "--home", str(home), *extra],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"curate run failed: {p.stderr.strip()}")
+    run_id = p.stdout.strip().splitlines()[-1].split("run id:")[-1].strip()
+    return seconds, run_id
+
+
+def run_record(home: Path, run_id: str) -> dict:
+    con = duckdb.connect()
+    try:
+        res = con.execute(
+            "SELECT mode, n_images, n_inspected, n_extracted, n_findings, step_seconds "
+            "FROM read_parquet($p)",
+            {"p": str(home / "data" / "runs" / f"{run_id}.parquet")},
+        )
+        cols = [d[0] for d in res.description]
+        return dict(zip(cols, res.fetchall()[0], strict=True))
+    finally:
+        con.close()
+
+
+def differences(a: tuple[Path, str], b: tuple[Path, str]) -> dict[str, int]:
+    """Rows (minus run_id) in one run's table and not in the other's, per table."""
+    con = duckdb.connect()
+    out = {}
+    try:
+        for t in TABLES:
+            x, y = (str(h / "data" / t / f"{r}.parquet") for h, r in (a, b))
+            out[t] = con.execute(
+                """SELECT count(*) FROM (
+                     (SELECT * EXCLUDE (run_id) FROM read_parquet($x)
+                      EXCEPT ALL SELECT * EXCLUDE (run_id) FROM read_parquet($y))
+                     UNION ALL
+                     (SELECT * EXCLUDE (run_id) FROM read_parquet($y)
+                      EXCEPT ALL SELECT * EXCLUDE (run_id) FROM read_parquet($x)))""",
+                {"x": x, "y": y},
+            ).fetchall()[0][0]
+    finally:
+        con.close()
+    return out
+
+
+def one_round(base: Path, extra: Path, work: Path, env: dict[str, str]) -> dict:
+    """first, unchanged, +1 % incremental, and full-on-grown runs in fresh homes."""
+    coll = work / "collection"
+    shutil.rmtree(coll, ignore_errors=True)
+    shutil.copytree(base, coll, copy_function=os.link)  # hard links: instant, same bytes
+    home = Path(tempfile.mkdtemp(prefix="curate-inc-", dir=work))
+    full_home = Path(tempfile.mkdtemp(prefix="curate-full-", dir=work))
+    try:
+        first, r1 = curate(coll, home, env)
+        same, r2 = curate(coll, home, env)
+        shutil.copytree(extra, coll / "new", copy_function=os.link)
+        inc, r3 = curate(coll, home, env)
+        full, r4 = curate(coll, full_home, env, "--full")
+        diff = differences((home, r3), (full_home, r4))
+        recs = {k: run_record(h, r) for k, h, r in (("first", home, r1), ("unchanged", home, r2),
+                ("incremental", home, r3), ("full", full_home, r4))}  # fmt: skip
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(full_home, ignore_errors=True)
+        shutil.rmtree(coll, ignore_errors=True)
+    return {
+        "first_s": first,
+        "unchanged_s": same,
+        "incremental_s": inc,
+        "full_grown_s": full,
+        "unchanged_ratio": same / first,
+        "incremental_ratio": inc / first,
+        "differences": diff,
+        "runs": recs,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=2100)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--work", default="/tmp/curate-bench-incremental")
+    ap.add_argument("--no-embedded", action="store_true", help="only with a Prefect server")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    base = work / f"collection-{args.images}"
+    n = build_speed_collection(base, args.images)
+    n_new = max(1, round(n / 100))
+    extra = work / f"new-{n_new}"
+    build_speed_collection(extra, n_new, seed=1)
+    server, url = start_server(work / "prefect-home")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    modes = {"server": {**clean, "PREFECT_API_URL": url}}
+    if not args.no_embedded:
+        modes["embedded"] = {**clean, "PREFECT_HOME": str(work / "prefect-embedded")}
+    results: dict[str, list[dict]] = {m: [] for m in modes}
+    try:
+        for env in modes.values():  # warm-up: OS file cache, Prefect's first migrations
+            curate(base, Path(tempfile.mkdtemp(prefix="warm-", dir=work)), env)
+        for r in range(args.rounds):
+            for mode, env in modes.items():
+                res = one_round(base, extra, work, env)
+                results[mode].append(res)
+                print(
+                    f"round {r + 1} ({mode}): first {res['first_s']:.1f} s, unchanged "
+                    f"{res['unchanged_s']:.1f} s ({res['unchanged_ratio']:.1%}), +{n_new} "
+                    f"{res['incremental_s']:.1f} s ({res['incremental_ratio']:.1%}), full on "
+                    f"grown {res['full_grown_s']:.1f} s, differences {res['differences']}",
+                    flush=True,
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for warm in work.glob("warm-*"):
+            shutil.rmtree(warm, ignore_errors=True)
+    keys = ("first_s", "unchanged_s", "incremental_s", "full_grown_s", "unchanged_ratio",
+            "incremental_ratio")  # fmt: skip
+    med = {m: {k: statistics.median(x[k] for x in rs) for k in keys} for m, rs in results.items()}
+    equal = all(not any(x["differences"].values()) for rs in results.values() for x in rs)
+    print(f"\n{n} images (+{n_new} new), {os.cpu_count()} cores, median of {args.rounds} round(s)")
+    print(f"{'':34}" + "".join(f"{m:>22}" for m in modes))
+    for label, k, rk in (("first run", "first_s", None), ("unchanged re-run", "unchanged_s",
+                         "unchanged_ratio"), (f"re-run after +{n_new} photos", "incremental_s",
+                         "incremental_ratio"), ("full run on the grown collection",
+                         "full_grown_s", None)):  # fmt: skip
+        cells = "".join(
+            f"{med[m][k]:>10.1f} s" + (f" ({med[m][rk]:6.1%})" if rk else " " * 10) for m in modes
+        )
+        print(f"{label:34}{cells}")
+    print(f"incremental findings equal to the full run's: {'yes' if equal else 'NO'}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "incremental.json").write_text(
+        json.dumps(
+            {
+                "images": n,
+                "new": n_new,
+                "cores": os.cpu_count(),
+                "median": med,
+                "findings_equal": equal,
+                "rounds": results,
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    if not equal:
+        raise SystemExit("the incremental run's findings differ from the full run's")
+
+
+if __name__ == "__main__":
+    main()
