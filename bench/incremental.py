@@ -155,7 +155,7 @@ def main() -> None:
     med = {m: {k: statistics.median(x[k] for x in rs) for k in keys} for m, rs in results.items()}
     equal = all(not any(x["differences"].values()) for rs in results.values() for x in rs)
     print(f"\n{n} images (+{n_new} new), {os.cpu_count()} cores, median of {args.rounds} round(s)")
-    print(f"{'':34}" + "".join(f"{m:>22}" for m in modes))
+    print(f"{'':34}" + "".join(f"{m:>12}{'':10}" for m in modes))
     for label, k, rk in (("first run", "first_s", None), ("unchanged re-run", "unchanged_s",
                          "unchanged_ratio"), (f"re-run after +{n_new} photos", "incremental_s",
                          "incremental_ratio"), ("full run on the grown collection",

@@ -28,6 +28,7 @@ from photo_curate.incremental import (
     feature_cache,
     find_base,
     inspect_key,
+    results_key,
     unchanged,
 )
 from photo_curate.inspect_image import InspectOptions
@@ -186,9 +187,10 @@ def _steps(
     base = None
     if cfg.analysis.incremental and not full:
         base = find_base(h, run_id, row["source"], key)  # what was named
-    row.update(inspect_key=key, mode="incremental" if base else "full")
+    results = results_key(key, cfg)
+    row.update(inspect_key=key, results_key=results, mode="incremental" if base else "full")
     row["reused_from"] = base.run_id if base else None
-    if base and _nothing_changed(h, base, run_id, cfg, cache, src, ing.n_files):
+    if base and _nothing_changed(h, base, run_id, results, cache, src, ing.n_files):
         return _carry_over(src, h, run_id, base, cfg, steps, apply, row)
     if ing.n_images >= 2:  # fastdup's import (1.5 s) overlaps the inspect step
         for _ in range(2 if base else 1):  # incremental: new vectors, then the graph
@@ -210,11 +212,12 @@ def _steps(
 
 
 def _nothing_changed(
-    h: Home, base: Base, run_id: str, cfg: CurateConfig, cache: Any, src: Path, n_files: int
+    h: Home, base: Base, run_id: str, results: str, cache: Any, src: Path, n_files: int
 ) -> bool:
-    """The same files, settings and reusable rows as the base run, and (checked on disk
+    """The same files, settings, rules and reusable rows as the base run, and (counted on disk
     independently of the scan, as the validation does) the same number of files."""
-    return unchanged(h, base, run_id, cfg, cache) and count_regular_files(src, h.root) == n_files
+    same = unchanged(h, base, run_id, results, cache)
+    return same and count_regular_files(src, h.root) == n_files
 
 
 def _carry_over(

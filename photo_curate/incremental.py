@@ -21,7 +21,9 @@ from photo_curate.config import CurateConfig
 from photo_curate.features import DIM, FeatureCache
 from photo_curate.home import Home
 from photo_curate.inspect_image import ANALYSIS_SIZE, InspectOptions
+from photo_curate.rules import SQL_DIR
 from photo_curate.runs import all_run_ids, read_run
+from photo_curate.schema import TABLES
 from photo_curate.tableio import copy_to_table, sql_literal_path
 
 # Bump when inspect_image.py changes what it writes for the same bytes (rows or analysis copy).
@@ -35,19 +37,34 @@ CARRIED = ("images", "pairs", "outliers", "findings", "clusters", "plan", "valid
 _MANIFEST = "path, entry_type, size_bytes, mtime_ns, inode, format_hint, status, reason"
 
 
+def _digest(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def inspect_key(opts: InspectOptions) -> str:
     """A short hash of everything that decides an `images` row and a fastdup vector."""
-    parts = {
-        "revision": INSPECT_REVISION,
-        "curate": __version__,
-        "fastdup": version("fastdup"),
-        "dim": DIM,
-        "analysis_size": ANALYSIS_SIZE,
-        "analysis_quality": opts.analysis_quality,
-        "max_pixels": opts.max_pixels,
-        "max_file_bytes": opts.max_file_bytes,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return _digest(
+        {
+            "revision": INSPECT_REVISION,
+            "curate": __version__,
+            "fastdup": version("fastdup"),
+            "dim": DIM,
+            "analysis_size": ANALYSIS_SIZE,
+            "analysis_quality": opts.analysis_quality,
+            "max_pixels": opts.max_pixels,
+            "max_file_bytes": opts.max_file_bytes,
+            "images_columns": TABLES["images"],
+        }
+    )
+
+
+def results_key(key: str, cfg: CurateConfig) -> str:
+    """A short hash of what decides a run's results from the same files: the inspect key, the
+    settings that change a result, the SQL rules and the columns of the carried tables."""
+    rules = {p.name: p.read_text(encoding="utf-8") for p in sorted(SQL_DIR.glob("*.sql"))}
+    columns = {t: TABLES[t] for t in CARRIED}
+    settings = result_settings(cfg.model_dump(mode="json"))
+    return _digest({"inspect": key, "settings": settings, "rules": rules, "columns": columns})
 
 
 def feature_cache(home: Home, key: str) -> FeatureCache:
@@ -59,7 +76,7 @@ class Base:
     """The completed run whose results this run may reuse."""
 
     run_id: str
-    config: str  # its recorded config (JSON)
+    results_key: str | None  # see results_key()
 
 
 def find_base(home: Home, run_id: str, source: str, key: str) -> Base | None:
@@ -71,7 +88,7 @@ def find_base(home: Home, run_id: str, source: str, key: str) -> Base | None:
         if not row or row.get("source") != source or row.get("status") != "completed":
             continue
         ok = row.get("inspect_key") == key and home.table_file("images", rid).exists()
-        return Base(rid, row.get("config") or "{}") if ok else None
+        return Base(rid, row.get("results_key")) if ok else None
     return None
 
 
@@ -84,9 +101,9 @@ def result_settings(config: str | dict) -> dict:
     }
 
 
-def unchanged(home: Home, base: Base, run_id: str, cfg: CurateConfig, cache: FeatureCache) -> bool:
-    """Same result settings, the same manifest, and every base image row reusable."""
-    if result_settings(base.config) != result_settings(cfg.model_dump(mode="json")):
+def unchanged(home: Home, base: Base, run_id: str, results: str, cache: FeatureCache) -> bool:
+    """The same results key, the same manifest, and every base image row reusable."""
+    if base.results_key != results:
         return False
     if not all(home.table_file(t, base.run_id).exists() for t in CARRIED):
         return False

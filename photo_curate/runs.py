@@ -49,6 +49,7 @@ def write_run(home: Home, row: dict[str, Any]) -> None:
         "mode": None,
         "reused_from": None,
         "inspect_key": None,
+        "results_key": None,
         "n_inspected": None,
         "n_extracted": None,
         "home": str(home.root),

@@ -35,6 +35,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("mode", "VARCHAR"),  # full, incremental or unchanged (see photo_curate/incremental.py)
         ("reused_from", "VARCHAR"),  # the run whose results were reused
         ("inspect_key", "VARCHAR"),  # hash of what decides an images row and a fastdup vector
+        ("results_key", "VARCHAR"),  # hash of what decides the findings from the same files
         ("n_inspected", "BIGINT"),  # images read and decoded in this run
         ("n_extracted", "BIGINT"),  # fastdup vectors computed in this run
     ],
