@@ -7,8 +7,9 @@ Prefect server running and with no server (Prefect's embedded temporary server),
 home: `curate run` (first run), the same again (nothing changed), then 1 % new photos (cut
 from the same pool with another seed) are added and `curate run` again (incremental), and
 `curate run --full` on the grown collection in another fresh home. The findings (and images,
-pairs, clusters, plan) of the incremental run must equal the full run's. Prints a table and
-writes bench/results/incremental.json.
+pairs, clusters, plan) of the incremental run must equal the full run's. Wall time of the
+whole command, and (less sensitive to other load on the machine) CPU time of curate and its
+worker and fastdup processes. Prints a table and writes bench/results/incremental.json.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,16 +30,25 @@ import duckdb
 from bench.speed import BIN, RESULTS, build_speed_collection, start_server
 
 TABLES = ("images", "pairs", "outliers", "findings", "clusters", "plan")
+CPU: list[float] = []  # CPU seconds of each curate run, in order
+
+
+def _cpu() -> float:
+    """CPU seconds of the waited-for children (curate with its workers and fastdup children)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def curate(collection: Path, home: Path, env: dict[str, str], *extra: str) -> tuple[float, str]:
-    """Seconds of one `curate run` (the whole command) and its run id."""
+    """Seconds of one `curate run` (the whole command) and its run id; CPU seconds in CPU."""
+    cpu0 = _cpu()
     t0 = time.perf_counter()
     p = subprocess.run(
         [str(BIN / "curate"), "run", str(collection), "--home", str(home), *extra],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
+    CPU.append(_cpu() - cpu0)
     if p.returncode != 0:
         raise SystemExit(f"curate run failed: {p.stderr.strip()}")
     run_id = p.stdout.strip().splitlines()[-1].split("run id:")[-1].strip()
@@ -92,6 +103,7 @@ def one_round(base: Path, extra: Path, work: Path, env: dict[str, str]) -> dict:
         shutil.copytree(extra, coll / "new", copy_function=os.link)
         inc, r3 = curate(coll, home, env)
         full, r4 = curate(coll, full_home, env, "--full")
+        cpu = dict(zip(("first", "unchanged", "incremental", "full_grown"), CPU[-4:], strict=True))
         diff = differences((home, r3), (full_home, r4))
         recs = {k: run_record(h, r) for k, h, r in (("first", home, r1), ("unchanged", home, r2),
                 ("incremental", home, r3), ("full", full_home, r4))}  # fmt: skip
@@ -106,6 +118,9 @@ def one_round(base: Path, extra: Path, work: Path, env: dict[str, str]) -> dict:
         "full_grown_s": full,
         "unchanged_ratio": same / first,
         "incremental_ratio": inc / first,
+        "cpu_s": cpu,
+        "unchanged_cpu_ratio": cpu["unchanged"] / cpu["first"],
+        "incremental_cpu_ratio": cpu["incremental"] / cpu["first"],
         "differences": diff,
         "runs": recs,
     }
@@ -142,7 +157,9 @@ def main() -> None:
                     f"round {r + 1} ({mode}): first {res['first_s']:.1f} s, unchanged "
                     f"{res['unchanged_s']:.1f} s ({res['unchanged_ratio']:.1%}), +{n_new} "
                     f"{res['incremental_s']:.1f} s ({res['incremental_ratio']:.1%}), full on "
-                    f"grown {res['full_grown_s']:.1f} s, differences {res['differences']}",
+                    f"grown {res['full_grown_s']:.1f} s; CPU: first {res['cpu_s']['first']:.1f} s, "
+                    f"unchanged {res['unchanged_cpu_ratio']:.1%}, +{n_new} "
+                    f"{res['incremental_cpu_ratio']:.1%}; differences {res['differences']}",
                     flush=True,
                 )
     finally:
@@ -151,7 +168,7 @@ def main() -> None:
         for warm in work.glob("warm-*"):
             shutil.rmtree(warm, ignore_errors=True)
     keys = ("first_s", "unchanged_s", "incremental_s", "full_grown_s", "unchanged_ratio",
-            "incremental_ratio")  # fmt: skip
+            "incremental_ratio", "unchanged_cpu_ratio", "incremental_cpu_ratio")  # fmt: skip
     med = {m: {k: statistics.median(x[k] for x in rs) for k in keys} for m, rs in results.items()}
     equal = all(not any(x["differences"].values()) for rs in results.values() for x in rs)
     print(f"\n{n} images (+{n_new} new), {os.cpu_count()} cores, median of {args.rounds} round(s)")
@@ -164,6 +181,9 @@ def main() -> None:
             f"{med[m][k]:>10.1f} s" + (f" ({med[m][rk]:6.1%})" if rk else " " * 10) for m in modes
         )
         print(f"{label:34}{cells}")
+    for label, k in (("CPU time, unchanged / first", "unchanged_cpu_ratio"),
+                     (f"CPU time, +{n_new} photos / first", "incremental_cpu_ratio")):  # fmt: skip
+        print(f"{label:34}" + "".join(f"{med[m][k]:>12.1%}{'':10}" for m in modes))
     print(f"incremental findings equal to the full run's: {'yes' if equal else 'NO'}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "incremental.json").write_text(

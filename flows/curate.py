@@ -33,7 +33,7 @@ from photo_curate.incremental import (
 )
 from photo_curate.inspect_image import InspectOptions
 from photo_curate.locking import exclusive
-from photo_curate.runs import mark_interrupted, new_run_id, now
+from photo_curate.runs import mark_interrupted, new_run_id, now, read_run
 from photo_curate.sources import check_source, describe
 from photo_curate.summary import compute
 from photo_curate.validation import warm_up
@@ -234,10 +234,9 @@ def _carry_over(
     _timed(steps, "carry_over", carry_over, h, base, run_id)
     msg = f"nothing changed since run {base.run_id}: its results were carried over"
     get_run_logger().info(msg)
-    summary = compute(h, run_id)
     row.update(
         mode="unchanged",
-        n_invalid=summary["images"] - summary["valid"],
+        n_invalid=(read_run(h, base.run_id) or {}).get("n_invalid"),  # the same images rows
         n_inspected=0,
         n_extracted=0,
     )
