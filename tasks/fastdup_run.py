@@ -230,7 +230,7 @@ def _run_child(
     """One fastdup run in a child process (prestarted if one waits), killed on timeout."""
     work.mkdir(parents=True, exist_ok=True)
     run_dir = home.run_dir(run_id)
-    child_spec = run_dir / f"fastdup_spec_{run_mode}.json"
+    child_spec = run_dir / "fastdup_spec.json"  # one at a time: the child reads it at start
     child_spec.write_text(
         json.dumps(
             {
