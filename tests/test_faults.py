@@ -440,7 +440,7 @@ def test_files_vanishing_or_changing_between_ingest_and_inspect(
     (collection / gone).unlink()
     with open(collection / edited, "ab") as fh:
         fh.write(b"\0" * 10)
-    res = inspect_all(collection, home, "r1", 1, InspectOptions(), ing.n_images)
+    res = inspect_all(collection, home, "r1", 1, InspectOptions())
     assert res.n_images == ing.n_images
     con = duckdb.connect()
     rows = {
