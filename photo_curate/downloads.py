@@ -11,7 +11,6 @@ already in the folder is not fetched again. Every URL's outcome is one row of `d
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import random
 import re
@@ -28,6 +27,7 @@ import httpx
 
 from photo_curate import __version__
 from photo_curate.errors import UserError
+from photo_curate.hashing import sha256_file
 from photo_curate.safe_paths import UnsafePath, inside, safe_relpath
 
 MAX_BACKOFF_S = 60.0
@@ -115,14 +115,6 @@ def _check_url(url: str) -> None:
         raise _Fail("not an http(s) URL")
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class Downloader:
     """Fetch entries into `folder`, keeping partial files in `partial_dir` between attempts."""
 
@@ -173,7 +165,7 @@ class Downloader:
     def _get(self, e: Entry, rel: str, row: dict[str, Any]) -> None:
         target = inside(self.folder, rel)
         if target.is_file():
-            digest = _sha256_file(target)
+            digest = sha256_file(target)
             if not e.sha256 or digest == e.sha256.lower():
                 row.update(status="cached", bytes=target.stat().st_size, sha256=digest)
                 return
@@ -193,7 +185,7 @@ class Downloader:
                         f"{exc} (after {row['attempts']} attempts)", exc.http_status
                     ) from None
                 time.sleep(self._backoff(row["attempts"], exc.wait_s))
-        digest = _sha256_file(part)
+        digest = sha256_file(part)
         if e.sha256 and digest != e.sha256.lower():
             part.unlink()
             raise _Fail(f"sha256 mismatch: the manifest says {e.sha256.lower()}, got {digest}")

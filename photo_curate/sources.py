@@ -21,6 +21,7 @@ import duckdb
 from photo_curate import archives, downloads
 from photo_curate.config import SourcesConfig
 from photo_curate.errors import UserError
+from photo_curate.hashing import sha256_file
 from photo_curate.home import Home
 from photo_curate.safe_paths import folder_name
 from photo_curate.schema import TABLES
@@ -89,19 +90,11 @@ def _is_manifest(path: Path, head: bytes) -> bool:
     return False
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def unpack_source(src: Source, home: Home, run_id: str, cfg: SourcesConfig) -> Acquired:
     """Unpack an archive into HOME/sources/ (reused when identical) and record its members."""
     assert src.archive_format
     stem = folder_name(archives.archive_stem(src.path.name))
-    folder = home.root / "sources" / f"{stem}-{_sha256(src.path)[:12]}"
+    folder = home.root / "sources" / f"{stem}-{sha256_file(src.path)[:12]}"
     limits = archives.Limits(cfg.max_unpacked_mib * 1024**2, cfg.max_members, cfg.max_ratio)
     res = archives.unpack(src.path, src.archive_format, folder, limits)
     _record_members(home, run_id, res.members_file)

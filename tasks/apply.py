@@ -30,6 +30,7 @@ import duckdb
 from prefect import task
 
 from photo_curate.errors import UserError
+from photo_curate.hashing import sha256_file
 from photo_curate.home import Home
 from photo_curate.journal import Entry, Journal, last_states
 from photo_curate.locking import exclusive
@@ -113,14 +114,6 @@ class UndoResult:
 
 
 # ---------------------------------------------------------------- file operations
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
