@@ -30,7 +30,7 @@ from PIL import Image
 
 from bench.corpus import distinct_collection, image_files
 from bench.measure import run_measured
-from bench.speed import start_server
+from bench.speed import prefect_env
 from photo_curate.inspect_image import ANALYSIS_SIZE, _decode_jpeg_reduced, _fit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -90,19 +90,10 @@ def main() -> None:
     floor_seconds(root, workers)  # warm-up: the OS file cache, as for curate below
     floor, n = floor_seconds(root, workers)
     work = Path(tempfile.mkdtemp(prefix="curate-bench-floor-"))
-    server = None
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-        if args.prefect == "server":
-            server, url = start_server(work / "prefect-home")
-            env["PREFECT_API_URL"] = url
-        else:
-            env["PREFECT_HOME"] = str(work / "prefect-embedded")
-        m = run_measured([str(CURATE), "run", str(root), "--home", str(work / "home")], env=env)
+        with prefect_env(args.prefect, work) as env:
+            m = run_measured([str(CURATE), "run", str(root), "--home", str(work / "home")], env=env)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     if m.returncode not in (0, 1):
         raise SystemExit(f"curate run failed ({m.returncode}): {m.stderr_tail.strip()[-300:]}")

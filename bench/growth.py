@@ -27,7 +27,7 @@ import numpy as np
 
 from bench.corpus import distinct_collection
 from bench.measure import run_measured
-from bench.speed import start_server
+from bench.speed import prefect_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CURATE = Path(sys.executable).parent / "curate"
@@ -54,33 +54,28 @@ def main() -> None:
     args = ap.parse_args()
     sizes = sorted(set(args.sizes))
     work = Path(tempfile.mkdtemp(prefix="curate-bench-growth-"))
-    server = None
     rows = []
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-        if args.prefect == "server":
-            server, url = start_server(work / "prefect-home")
-            env["PREFECT_API_URL"] = url
-        else:
-            env["PREFECT_HOME"] = str(work / "prefect-embedded")
-        for n in sizes:
-            root = distinct_collection(n, seed=args.seed)
-            home = work / f"home-{n}"
-            m = run_measured(
-                [str(CURATE), "run", str(root), "--home", str(home)], env=env, timeout=args.timeout
-            )
-            shutil.rmtree(home, ignore_errors=True)
-            if m.returncode not in (0, 1) or m.timed_out:
-                raise SystemExit(
-                    f"curate run on {n} images failed ({m.returncode}): "
-                    f"{m.stderr_tail.strip()[-300:]}"
+        with prefect_env(args.prefect, work) as env:
+            for n in sizes:
+                root = distinct_collection(n, seed=args.seed)
+                home = work / f"home-{n}"
+                m = run_measured(
+                    [str(CURATE), "run", str(root), "--home", str(home)],
+                    env=env,
+                    timeout=args.timeout,
                 )
-            rows.append({"images": n, **m.as_dict(), "ms_per_image": 1000 * m.wall_s / n})
-            print(f"  {n:>7} images: {m.wall_s:8.1f} s, peak {m.peak_tree_mb:6.0f} MB", flush=True)
+                shutil.rmtree(home, ignore_errors=True)
+                if m.returncode not in (0, 1) or m.timed_out:
+                    raise SystemExit(
+                        f"curate run on {n} images failed ({m.returncode}): "
+                        f"{m.stderr_tail.strip()[-300:]}"
+                    )
+                rows.append({"images": n, **m.as_dict(), "ms_per_image": 1000 * m.wall_s / n})
+                print(
+                    f"  {n:>7} images: {m.wall_s:8.1f} s, peak {m.peak_tree_mb:6.0f} MB", flush=True
+                )
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     ratio = linearity([(r["images"], r["wall_s"]) for r in rows])
     fit = None

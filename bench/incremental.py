@@ -15,6 +15,7 @@ worker and fastdup processes. Prints a table and writes bench/results/incrementa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench.speed import BIN, RESULTS, build_speed_collection, start_server
+from bench.speed import BIN, RESULTS, build_speed_collection, prefect_env
 
 TABLES = ("images", "pairs", "outliers", "findings", "clusters", "plan")
 CPU: list[float] = []  # CPU seconds of each curate run, in order
@@ -126,6 +127,11 @@ def one_round(base: Path, extra: Path, work: Path, env: dict[str, str]) -> dict:
     }
 
 
+def _remove_warm_homes(work: Path) -> None:
+    for warm in work.glob("warm-*"):
+        shutil.rmtree(warm, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=2100)
@@ -140,13 +146,12 @@ def main() -> None:
     n_new = max(1, round(n / 100))
     extra = work / f"new-{n_new}"
     build_speed_collection(extra, n_new, seed=1)
-    server, url = start_server(work / "prefect-home")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    modes = {"server": {**clean, "PREFECT_API_URL": url}}
-    if not args.no_embedded:
-        modes["embedded"] = {**clean, "PREFECT_HOME": str(work / "prefect-embedded")}
-    results: dict[str, list[dict]] = {m: [] for m in modes}
-    try:
+    with contextlib.ExitStack() as stack:
+        modes = {"server": stack.enter_context(prefect_env("server", work))}
+        if not args.no_embedded:
+            modes["embedded"] = stack.enter_context(prefect_env("embedded", work))
+        results: dict[str, list[dict]] = {m: [] for m in modes}
+        stack.callback(_remove_warm_homes, work)
         for env in modes.values():  # warm-up: OS file cache, Prefect's first migrations
             curate(base, Path(tempfile.mkdtemp(prefix="warm-", dir=work)), env)
         for r in range(args.rounds):
@@ -162,11 +167,6 @@ def main() -> None:
                     f"{res['incremental_cpu_ratio']:.1%}; differences {res['differences']}",
                     flush=True,
                 )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        for warm in work.glob("warm-*"):
-            shutil.rmtree(warm, ignore_errors=True)
     keys = ("first_s", "unchanged_s", "incremental_s", "full_grown_s", "unchanged_ratio",
             "incremental_ratio", "unchanged_cpu_ratio", "incremental_cpu_ratio")  # fmt: skip
     med = {m: {k: statistics.median(x[k] for x in rs) for k in keys} for m, rs in results.items()}

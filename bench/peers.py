@@ -44,7 +44,7 @@ from pathlib import Path
 
 from bench.corpus import image_files, planted_collection
 from bench.measure import Measured, last_line, run_measured
-from bench.speed import BARE_FASTDUP, QUIET, start_server
+from bench.speed import BARE_FASTDUP, QUIET, prefect_env
 from photo_curate.evaluate import (
     DEFECTS,
     INVALID_VARIANTS,
@@ -378,16 +378,10 @@ def main() -> None:
         py = peers_python(install=not args.no_install)
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="curate-bench-peers-"))
-    server = None
     try:
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
         if "curate" in args.tools:
-            if args.prefect == "server":
-                server, url = start_server(work / "prefect-home")
-                env = {**base_env, "PREFECT_API_URL": url}
-            else:
-                env = {**base_env, "PREFECT_HOME": str(work / "prefect-embedded")}
-            rows += run_curate(photos, truth, env, args.timeout)
+            with prefect_env(args.prefect, work) as env:
+                rows += run_curate(photos, truth, env, args.timeout)
             print(f"  {rows[-2]['tool']}: {rows[-2]['status']}", flush=True)
         if "fastdup" in args.tools:
             rows.append(run_fastdup(photos, truth, args.timeout))
@@ -422,9 +416,6 @@ def main() -> None:
             rows.append(run_peer("imagededup PHash", IMAGEDEDUP, py, photos, truth, args.timeout))
             print(f"  imagededup: {rows[-1]['status']}", flush=True)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nspeed: {n_files} files, {os.cpu_count()} cores, curate with Prefect {args.prefect}")
     print(speed_table(rows, n_files))

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.corpus import distinct_collection
@@ -109,6 +111,22 @@ def start_server(prefect_home: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the Prefect server did not start")
 
 
+@contextmanager
+def prefect_env(mode: str, work: Path) -> Iterator[dict[str, str]]:
+    """The environment of the `curate` children: with a Prefect server started here and
+    stopped on exit ("server"), or with Prefect's temporary server per run ("embedded")."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    if mode == "embedded":
+        yield {**clean, "PREFECT_HOME": str(work / "prefect-embedded")}
+        return
+    server, url = start_server(work / "prefect-home")
+    try:
+        yield {**clean, "PREFECT_API_URL": url}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=2100)
@@ -121,12 +139,8 @@ def main() -> None:
     suffix = "" if args.sides == [480, 1600] else f"-{args.sides[0]}-{args.sides[1]}"
     collection = build_speed_collection(args.images, sides=(args.sides[0], args.sides[1]))
     n = args.images
-    server, url = start_server(work / "prefect-home")
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    with_server = {**base_env, "PREFECT_API_URL": url}
-    embedded = {**base_env, "PREFECT_HOME": str(work / "prefect-embedded")}
     rows = []
-    try:
+    with prefect_env("server", work) as with_server, prefect_env("embedded", work) as embedded:
         time_curate(collection, with_server)  # warm-up: OS file cache, first migrations
         time_curate(collection, embedded)
         for r in range(args.rounds):
@@ -141,9 +155,6 @@ def main() -> None:
                 f"({served / bare:.2f}x)  curate (no server) {emb:6.1f} s ({emb / bare:.2f}x)",
                 flush=True,
             )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "round"}
     print(
         f"\n{n} images, {os.cpu_count()} cores, median of {len(rows)} rounds:\n"
