@@ -246,22 +246,15 @@ def _inspect(
                     break
                 done, _ = wait(pending, timeout=STALL_S, return_when=FIRST_COMPLETED)
                 broken: list[Item] = []
-                if not done:  # hung: redo everything in flight file by file, with timeouts
-                    for items in pending.values():
-                        broken.extend(items)
-                    pending.clear()
-                    _kill_workers(pool)
-                    emit(_run_isolated(broken, opts, log_path))
-                    pool = _pool(workers, log_path)
-                    continue
                 for fut in done:
                     items = pending.pop(fut)
                     try:
                         emit(fut.result())
                     except BrokenProcessPool:
                         broken.extend(items)
-                if broken:
-                    # the pool is dead: every chunk still in flight must be redone
+                if broken or not done:
+                    # hung (nothing finished in time) or dead: every chunk still in flight is
+                    # redone file by file, with timeouts, and the pool replaced
                     for items in pending.values():
                         broken.extend(items)
                     pending.clear()
