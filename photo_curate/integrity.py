@@ -8,10 +8,15 @@ history, every table file's footer is read; a file that does not parse is moved 
 `HOME/data/.corrupt/<table>/` (kept, never deleted: someone may want to look at it) with a
 warning. Temp files left by a killed writer (`.<name>.tmp-<pid>`, never matched by the views)
 are removed once their process is gone.
+
+A footer once read is not read again while the file keeps its size and mtime (they are
+recorded in `HOME/data/.verified.json`): table files are written once and replaced whole, so a
+sweep costs a stat per file, not a footer read, and a year of nightly runs stays cheap.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -58,6 +63,27 @@ def _aside(home: Home, table: str, path: Path) -> Path:
     return target
 
 
+VERIFIED = ".verified.json"
+
+
+def _load_verified(home: Home) -> dict[str, list[int]]:
+    try:
+        data = json.loads((home.data / VERIFIED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # missing or damaged: every footer is read again
+    return data if isinstance(data, dict) else {}
+
+
+def _save_verified(home: Home, verified: dict[str, list[int]]) -> None:
+    path = home.data / VERIFIED
+    tmp = path.with_name(f"{VERIFIED}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(verified, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # only a cache: the next sweep reads the footers again
+
+
 def sweep(home: Home) -> list[Path]:
     """Move unreadable Parquet files aside and drop dead writers' temp files.
 
@@ -67,6 +93,8 @@ def sweep(home: Home) -> list[Path]:
     moved: list[Path] = []
     if not home.data.is_dir():
         return moved
+    verified = _load_verified(home)
+    seen: dict[str, list[int]] = {}
     for table_dir in sorted(p for p in home.data.iterdir() if p.is_dir()):
         if table_dir.name.startswith("."):
             continue
@@ -78,7 +106,14 @@ def sweep(home: Home) -> list[Path]:
                 continue
             if path.suffix != ".parquet" or path.name.startswith("."):
                 continue
-            if parquet_ok(path):
+            key = f"{table_dir.name}/{path.name}"
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            stamp = [st.st_size, st.st_mtime_ns]
+            if verified.get(key) == stamp or parquet_ok(path):
+                seen[key] = stamp
                 continue
             target = _aside(home, table_dir.name, path)
             try:
@@ -87,6 +122,8 @@ def sweep(home: Home) -> list[Path]:
                 continue  # someone else moved it
             log.warning("unreadable Parquet file %s moved to %s", path, target)
             moved.append(target)
+    if seen != verified:
+        _save_verified(home, seen)
     return moved
 
 
