@@ -18,7 +18,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from photo_curate.artifacts import publish_run_artifacts
-from photo_curate.changes import changes_since_previous
 from photo_curate.config import CurateConfig, config_from_mapping
 from photo_curate.home import Home
 from photo_curate.incremental import (
@@ -33,9 +32,9 @@ from photo_curate.incremental import (
 )
 from photo_curate.inspect_image import InspectOptions
 from photo_curate.locking import exclusive
+from photo_curate.report import report_facts
 from photo_curate.runs import mark_interrupted, new_run_id, now, read_run
 from photo_curate.sources import check_source, describe
-from photo_curate.summary import compute
 from photo_curate.validation import warm_up
 from tasks.acquire import acquire
 from tasks.apply import apply_task, check_writable, source_lock
@@ -273,7 +272,8 @@ def _finish(
             log.error("apply stopped: %s", applied.stopped)  # resumable: the run stays valid
         elif not applied.success:
             status = "validation_failed"
-    summary = compute(h, run_id)
+    facts = report_facts(h, run_id, row["source"])  # what was named, e.g. a zip
+    summary = facts["summary"]
     row.update(
         status=status,
         finished_at=now(),
@@ -281,12 +281,12 @@ def _finish(
         counts={k: v["files"] for k, v in summary["kinds"].items()},
     )
     record(h, row)  # the report reads the run as recorded
-    changes = changes_since_previous(h, run_id, row["source"])  # what was named, e.g. a zip
-    report = _timed(steps, "report", report_task, root, run_id, str(src))
+    report = _timed(steps, "report", report_task, root, run_id, str(src), facts)
     _cleanup(h, run_id)
     return {
         "summary": summary,
-        "changes": changes,
+        "changes": facts["changes"],
+        "previous_summary": facts["previous"],
         "report": report,
         "validation": {"success": val.success, "checks": val.n_checks, "failed": val.failed},
         "fastdup": fastdup_message,

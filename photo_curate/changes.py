@@ -22,12 +22,19 @@ def _view(name: str) -> str:
     return (SQL_DIR / "views" / f"{name}.sql").read_text(encoding="utf-8")
 
 
-def changes_since_previous(home: Home, run_id: str, source: str | None) -> dict[str, Any] | None:
+_UNKNOWN = object()
+
+
+def changes_since_previous(
+    home: Home, run_id: str, source: str | None, prev: Any = _UNKNOWN
+) -> dict[str, Any] | None:
     """Counts of new and gone findings per kind, and of added/removed/changed files.
 
-    None when there is no earlier completed run of the same SOURCE to compare with.
+    None when there is no earlier completed run of the same SOURCE to compare with (`prev`:
+    that run's id, or None, when the caller has looked it up already).
     """
-    prev = previous_run(home, run_id, source)
+    if prev is _UNKNOWN:
+        prev = previous_run(home, run_id, source)
     if prev is None:
         return None
     con = duckdb.connect()

@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from photo_curate.errors import Stopped, UserError, ValidationFailed
@@ -107,11 +106,9 @@ def _setup_env() -> None:
 
 
 def _print_result(result: dict[str, Any]) -> None:
-    from photo_curate.home import Home
     from photo_curate.summary import format_summary
 
-    home = Home(Path(result["home"]))
-    prev = _previous_summary(home, result["run_id"])
+    prev = result.get("previous_summary")
     line = (result.get("source") or {}).get("line")
     if line:
         print(line)
@@ -137,15 +134,6 @@ def _print_result(result: dict[str, Any]) -> None:
         print(f"  failed: {f}")
     print(f"report: {result['report']}")
     print(f"status: {result['status']}   run id: {result['run_id']}")
-
-
-def _previous_summary(home: Any, run_id: str) -> dict[str, Any] | None:
-    from photo_curate.runs import previous_run, read_run
-    from photo_curate.summary import compute
-
-    run = read_run(home, run_id)
-    prev = previous_run(home, run_id, run.get("source") if run else None)
-    return compute(home, prev) if prev else None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -132,10 +132,19 @@ def mark_interrupted(home: Home) -> list[str]:
 
 
 def previous_run(home: Home, run_id: str, source: str | None) -> str | None:
-    """The latest completed run of the same SOURCE before `run_id` (for "what changed")."""
-    for rid in all_run_ids(home):
-        if rid < run_id:
-            row = read_run(home, rid)
-            if row and row.get("source") == source and row.get("status") == "completed":
-                return rid
-    return None
+    """The latest completed run of the same SOURCE before `run_id` (for "what changed").
+
+    One query over the runs table, so the cost does not grow with a read per past run."""
+    pattern = files_expr(home.table_dir("runs"), ".parquet")
+    if pattern is None or source is None:
+        return None
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"""SELECT max(run_id) FROM read_parquet({pattern}, union_by_name=true)
+                WHERE run_id < $run_id AND source = $source AND status = 'completed'""",
+            {"run_id": run_id, "source": source},
+        ).fetchall()
+    finally:
+        con.close()
+    return rows[0][0] if rows else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 
@@ -11,9 +12,11 @@ from photo_curate.report import build_report
 
 
 @task(name="report", retries=1, retry_delay_seconds=1)
-def report_task(home_root: str, run_id: str, source: str) -> str:
+def report_task(
+    home_root: str, run_id: str, source: str, facts: dict[str, Any] | None = None
+) -> str:
     """Render the report (a retry helps with a transient thumbnail read error)."""
-    path = build_report(Home(Path(home_root)), run_id, Path(source))
+    path = build_report(Home(Path(home_root)), run_id, Path(source), facts)
     try:
         from prefect.artifacts import create_link_artifact
 
