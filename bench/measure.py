@@ -1,4 +1,8 @@
-"""Run one command in a fresh child and measure it: wall time and peak memory.
+"""Run one command in a fresh child and measure it: wall time, CPU time and peak memory.
+
+CPU time (`cpu_s`: user + system seconds of the command and every descendant it waited for,
+from the launcher's RUSAGE_CHILDREN) moves far less than wall time when other work shares the
+machine, so the benchmarks report ratios of both.
 
 Two memory figures, because a tool may run several processes at once (curate's decode
 workers, its fastdup child, a Prefect server):
@@ -45,6 +49,7 @@ class Measured:
     timed_out: bool
     stdout: str
     stderr_tail: str
+    cpu_s: float = float("nan")  # user + system seconds of the whole (waited-for) process tree
 
     @property
     def ok(self) -> bool:
@@ -59,8 +64,9 @@ class Measured:
 LAUNCHER = r"""
 import resource, subprocess, sys
 rc = subprocess.call(sys.argv[2:])
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as fh:
-    fh.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    fh.write(f"{ru.ru_maxrss} {ru.ru_utime + ru.ru_stime}")
 sys.exit(rc if rc >= 0 else 128 - rc)
 """
 
@@ -141,7 +147,9 @@ def run_measured(
         done.set()
         sampler.join()
         _kill(proc.pid)  # leftovers of the session (a server the tool started and orphaned)
-        maxrss_kb = float(maxrss_file.read_text()) if maxrss_file.exists() else float("nan")
+        maxrss_kb, cpu_s = float("nan"), float("nan")
+        if maxrss_file.exists():
+            maxrss_kb, cpu_s = (float(x) for x in maxrss_file.read_text().split())
         out.seek(0)
         err.seek(0)
         stdout = out.read(1 << 22).decode(errors="replace")
@@ -154,6 +162,7 @@ def run_measured(
         timed_out=timed_out,
         stdout=stdout,
         stderr_tail=err_text[-TAIL:],
+        cpu_s=cpu_s,
     )
 
 

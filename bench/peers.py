@@ -301,19 +301,24 @@ def _row(label: str, m: Measured, ok: bool) -> dict:
 
 
 def speed_table(rows: list[dict], n_files: int) -> str:
-    base = next((r["wall_s"] for r in rows if r["tool"].startswith("curate run (first")), None)
+    """Wall and CPU seconds per tool, and each as a multiple of curate's first run."""
+    first = next((r for r in rows if r["tool"].startswith("curate run (first")), None)
     lines = [
-        f"{'tool':<44}{'wall s':>8}{'img/s':>8}{'peak MB':>9}{'max proc MB':>12}"
-        f"{'x curate':>9}  status"
+        f"{'tool':<44}{'wall s':>8}{'img/s':>8}{'CPU s':>8}{'peak MB':>9}{'max proc MB':>12}"
+        f"{'x curate':>9}{'CPU x':>7}  status"
     ]
     for r in rows:
         if "wall_s" not in r:
-            lines.append(f"{r['tool']:<44}{'-':>8}{'-':>8}{'-':>9}{'-':>12}{'-':>9}  {r['status']}")
+            lines.append(f"{r['tool']:<44}{'-':>8}{'-':>8}{'-':>8}{'-':>9}{'-':>12}{'-':>9}{'-':>7}"
+                         f"  {r['status']}")  # fmt: skip
             continue
-        ratio = f"{r['wall_s'] / base:.2f}" if base else "-"
+        ratio = f"{r['wall_s'] / first['wall_s']:.2f}" if first else "-"
+        cpu = r.get("cpu_s", float("nan"))
+        cpu_ratio = f"{cpu / first['cpu_s']:.2f}" if first and first.get("cpu_s") else "-"
         lines.append(
             f"{r['tool']:<44}{r['wall_s']:>8.1f}{r.get('n_files', n_files) / r['wall_s']:>8.1f}"
-            f"{r['peak_tree_mb']:>9.0f}{r['max_rss_mb']:>12.0f}{ratio:>9}  {r['status']}"
+            f"{cpu:>8.1f}{r['peak_tree_mb']:>9.0f}{r['max_rss_mb']:>12.0f}{ratio:>9}"
+            f"{cpu_ratio:>7}  {r['status']}"
         )
     return "\n".join(lines)
 
