@@ -8,6 +8,7 @@ Exit codes: 0 done; 1 the run finished but a validation failed (nothing destruct
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -153,14 +154,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         _confirm_delete(getattr(args, "yes", False))
     from flows.curate import curate
 
-    result = curate(
-        source=args.source,
-        home=str(home.root),
-        config=cfg.model_dump(mode="json"),
-        apply=args.apply,
-        action=args.action,
-        full=getattr(args, "full", False),
-    )
+    with _cli_run_settings():
+        result = curate(
+            source=args.source,
+            home=str(home.root),
+            config=cfg.model_dump(mode="json"),
+            apply=args.apply,
+            action=args.action,
+            full=getattr(args, "full", False),
+        )
     _print_result(result)
     stopped = (result.get("applied") or {}).get("stopped")
     if stopped:
@@ -168,6 +170,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result["status"] == "validation_failed":
         raise ValidationFailed("validation failed: nothing destructive was done")
     return 0
+
+
+def _cli_run_settings() -> contextlib.AbstractContextManager[object]:
+    """Prefect settings for a flow run started by `curate run` in this process.
+
+    Flow-run heartbeats are off unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set: Prefect's
+    heartbeat thread sleeps in 1 s steps and the run's exit waits for it (0-1 s on every run,
+    a sixth of an unchanged re-run), while a killed CLI run is already caught by the next
+    run (`runs` marks it failed). Runs started by a worker (prefect.yaml) keep heartbeats.
+    """
+    if os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
+        return contextlib.nullcontext()
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
