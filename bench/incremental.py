@@ -28,7 +28,8 @@ from pathlib import Path
 
 import duckdb
 
-from bench.speed import BIN, RESULTS, build_speed_collection, prefect_env
+from bench.corpus import distinct_collection
+from bench.speed import BIN, RESULTS, prefect_env
 
 TABLES = ("images", "pairs", "outliers", "findings", "clusters", "plan")
 CPU: list[float] = []  # CPU seconds of each curate run, in order
@@ -141,11 +142,10 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    base = work / f"collection-{args.images}"
-    n = build_speed_collection(base, args.images)
+    base = distinct_collection(args.images)  # cached; each round links it into `work`
+    n = args.images
     n_new = max(1, round(n / 100))
-    extra = work / f"new-{n_new}"
-    build_speed_collection(extra, n_new, seed=1)
+    extra = distinct_collection(n_new, seed=1)  # other crops: distinct from the base files
     with contextlib.ExitStack() as stack:
         modes = {"server": stack.enter_context(prefect_env("server", work))}
         if not args.no_embedded:
