@@ -40,6 +40,21 @@ def test_measure_counts_every_process_of_the_tool_and_nothing_else() -> None:
     del ballast
 
 
+BURN = """
+import subprocess, sys, time
+child = "import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.6: pass"
+subprocess.run([sys.executable, "-c", child], check=True)
+time.sleep(0.5)
+"""
+
+
+def test_measure_counts_cpu_seconds_of_the_children_not_sleep() -> None:
+    m = run_measured([sys.executable, "-c", BURN])
+    assert m.ok
+    assert m.wall_s > 1.0
+    assert 0.6 <= m.cpu_s < m.wall_s  # the grandchild's busy loop counts, the sleep does not
+
+
 def test_measure_kills_a_tool_over_its_timeout_with_its_children() -> None:
     t0 = time.perf_counter()
     script = "import subprocess, sys, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
