@@ -19,6 +19,7 @@ import duckdb
 from photo_curate import __version__
 from photo_curate.config import CurateConfig
 from photo_curate.features import DIM, FeatureCache
+from photo_curate.graph import GROUPING_VERSION
 from photo_curate.home import Home
 from photo_curate.inspect_image import ANALYSIS_SIZE, InspectOptions
 from photo_curate.rules import SQL_DIR
@@ -64,7 +65,8 @@ def results_key(key: str, cfg: CurateConfig) -> str:
     rules = {p.name: p.read_text(encoding="utf-8") for p in sorted(SQL_DIR.glob("*.sql"))}
     columns = {t: TABLES[t] for t in CARRIED}
     settings = result_settings(cfg.model_dump(mode="json"))
-    return _digest({"inspect": key, "settings": settings, "rules": rules, "columns": columns})
+    return _digest({"inspect": key, "settings": settings, "rules": rules, "columns": columns,
+                    "grouping": GROUPING_VERSION})  # fmt: skip
 
 
 def feature_cache(home: Home, key: str) -> FeatureCache:

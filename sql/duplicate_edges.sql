@@ -5,7 +5,8 @@
 -- at a common scale), and neither flagged dark, bright or blurry unless both are. A darkened,
 -- blown-out or blurred version of a photo is a defect of its own (its own rule reports it,
 -- and near_duplicate links it for review), not a copy to be quarantined in its place.
--- Groups are the connected components of these edges.
+-- Groups are stars around the best copy (photo_curate/graph.py): every copy planned for
+-- removal has one of these edges with its group's keeper; chains do not make groups.
 WITH valid AS (
     SELECT path, sha256 FROM images WHERE is_valid
 ),

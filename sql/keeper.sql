@@ -49,7 +49,7 @@ k AS (
     FROM ranked WHERE rank = 1
 )
 SELECT
-    r.group_id, r.path, r.score, r.rank = 1 AS is_keeper, r.n_members, k.keeper,
+    r.group_id, r.path, r.score, r.rank, r.rank = 1 AS is_keeper, r.n_members, k.keeper,
     CASE
         WHEN r.rank = 1 THEN printf('keeper of %d: %dx%d, %d bytes', r.n_members, r.width, r.height,
                                      r.size_bytes)

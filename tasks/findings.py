@@ -1,9 +1,11 @@
 """Findings and plan: run the SQL rules of `sql/` over the run's Parquet tables.
 
 Per-image rules (invalid, dark, bright, blurry, outlier) give flags; the pair rules give
-duplicate, near-duplicate and cluster edges, grouped into connected components; `keeper.sql`
-picks the copy to keep; `plan.sql` decides each file's action. Everything is DuckDB over
-Parquet; the results are the run's `findings`, `clusters` and `plan` tables.
+duplicate, near-duplicate and cluster edges; duplicates are grouped into star groups (every
+copy planned for removal is a duplicate of its group's keeper; see photo_curate/graph.py),
+near duplicates and clusters into connected components; `keeper.sql` picks the copy to keep;
+`plan.sql` decides each file's action. Everything is DuckDB over Parquet; the results are the
+run's `findings`, `clusters` and `plan` tables.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import duckdb
 from prefect import task
 
 from photo_curate.config import CurateConfig
-from photo_curate.graph import components
+from photo_curate.graph import components, star_groups
 from photo_curate.home import Home
 from photo_curate.rules import params_for, rule_as_table, rule_sql
 from photo_curate.tableio import copy_to_table, sql_literal_path
@@ -88,7 +90,27 @@ def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult
            WHERE i.is_valid"""
     )
     rule_as_table(con, "dup_edges", "duplicate_edges", params)
-    groups = {"duplicate": components(con, "dup_edges", "dup_members", "dup")}
+    prefer = folder_globs(cfg.actions.prefer_folders)
+    con.execute(
+        "CREATE TEMP TABLE prefs AS SELECT path, "
+        "len(list_filter($globs, lambda g: path GLOB g)) > 0 AS preferred FROM images",
+        {"globs": prefer},
+    )
+    # keeper.sql's order over every file with a duplicate: the best copies become keepers first
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW members AS SELECT 'all' AS group_id, path, "
+        "NULL::DOUBLE AS score FROM (SELECT path_a AS path FROM dup_edges "
+        "UNION SELECT path_b FROM dup_edges)"
+    )
+    con.execute(
+        f"CREATE TEMP TABLE dup_order AS SELECT path, rank FROM ({rule_sql('keeper')})",
+        params_for("keeper", params),
+    )
+    groups = {
+        "duplicate": star_groups(
+            con, "dup_edges", "dup_members", "dup", "SELECT path, rank FROM dup_order"
+        )
+    }
     rule_as_table(con, "near_edges", "near_duplicate_edges", params)
     components(con, "near_edges", "near_all", "near")
     # a near-duplicate group that is exactly one duplicate group says nothing new
@@ -103,12 +125,6 @@ def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult
     groups["near_duplicate"] = con.execute(
         "SELECT count(DISTINCT group_id) FROM near_members"
     ).fetchall()[0][0]
-    prefer = folder_globs(cfg.actions.prefer_folders)
-    con.execute(
-        "CREATE TEMP TABLE prefs AS SELECT path, "
-        "len(list_filter($globs, lambda g: path GLOB g)) > 0 AS preferred FROM images",
-        {"globs": prefer},
-    )
     for kind, members in (("duplicate", "dup_members"), ("near_duplicate", "near_members")):
         con.execute(f'CREATE OR REPLACE TEMP VIEW members AS SELECT * FROM "{members}"')
         con.execute(
