@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -133,12 +134,47 @@ class ActionsConfig(_Strict):
     )
 
 
+class ExecutionConfig(_Strict):
+    """Where the parallel steps run: this machine (default) or a Dask cluster (see README,
+    "Scale-out"). Changes no result, only where the work is done."""
+
+    engine: Literal["local", "dask"] = Field(
+        "local", description="local: one machine, as always; dask: shards as Dask tasks"
+    )
+    address: str | None = Field(
+        None,
+        min_length=1,
+        max_length=300,
+        description="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786; none: a local "
+        "cluster of `workers` processes",
+    )
+    workers: int = Field(2, ge=1, le=256, description="worker processes of the local cluster")
+    shard_images: int = Field(
+        2000, ge=1, le=10_000_000, description="images per shard (inspect, fastdup vectors)"
+    )
+    connect_seconds: float = Field(
+        10.0, gt=0, le=600, description="how long to wait for the scheduler to answer"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _scheduler_url(cls, v: str | None, info: Any) -> str | None:
+        if v is None:
+            return v
+        if info.data.get("engine") != "dask":
+            raise ValueError("only used with engine: dask")
+        if not re.fullmatch(r"(tcp|tls)://[A-Za-z0-9.\-\[\]:]+:\d{1,5}", v):
+            raise ValueError("expected a scheduler address like tcp://host:8786")
+        return v
+
+
 class CurateConfig(_Strict):
     analysis: AnalysisConfig = AnalysisConfig()
     fastdup: FastdupConfig = FastdupConfig()
     rules: RulesConfig = RulesConfig()
     actions: ActionsConfig = ActionsConfig()
     sources: SourcesConfig = SourcesConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
     def cores(self) -> int:
         return os.cpu_count() or 1
