@@ -10,6 +10,7 @@ the work is in `tasks/`. Everything a run did is reproducible from its recorded 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import time
 from contextlib import ExitStack
@@ -19,7 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from photo_curate.artifacts import publish_run_artifacts
-from photo_curate.config import CurateConfig, config_from_mapping
+from photo_curate.config import CurateConfig, ExecutionConfig, config_from_mapping
 from photo_curate.features import FeatureCache
 from photo_curate.home import Home
 from photo_curate.incremental import (
@@ -61,6 +62,7 @@ from tasks.shards import (
     decoders_per_worker,
     extract_shard_task,
     inspect_shard_task,
+    n_workers,
     task_runner,
 )
 from tasks.validate import ValidationResult, count_regular_files, validate_task
@@ -261,7 +263,8 @@ def curate_shards(
     opts: InspectOptions,
     spec: FastdupSpec,
     cache_dir: str,
-    shard_images: int,
+    execution: ExecutionConfig,
+    workers: int,
     decoders: int,
 ) -> _ShardsOutcome:
     """The parallel steps, run on this flow's task runner (a DaskTaskRunner, see
@@ -269,7 +272,8 @@ def curate_shards(
     vectors per shard into the feature cache. The graph step runs afterwards, once."""
     h = Home(Path(home_root))
     t0 = time.monotonic()
-    plan = plan_shards(h, run_id, reuse, shard_images)
+    size = functools.partial(execution.shard_size, n_workers=workers)
+    plan = plan_shards(h, run_id, reuse, size)
     futures = [
         inspect_shard_task.submit(source, home_root, run_id, s, decoders, opts) for s in plan
     ]
@@ -279,7 +283,7 @@ def curate_shards(
     warm_up()  # great-expectations' import overlaps the vector shards
     fastdup_dir = h.run_dir(run_id) / "fastdup"
     shutil.rmtree(fastdup_dir, ignore_errors=True)  # always a fresh work dir
-    n_valid, lists = plan_extraction(h, run_id, FeatureCache(Path(cache_dir)), shard_images)
+    n_valid, lists = plan_extraction(h, run_id, FeatureCache(Path(cache_dir)), size)
     futures = [extract_shard_task.submit(home_root, run_id, spec, s, cache_dir) for s in lists]
     reports += [f.result() for f in futures]
     n_new = sum(r.n for r in reports if r.step == "vectors")
@@ -304,7 +308,7 @@ def _sharded(
     run_shards = curate_shards.with_options(task_runner=task_runner(ex))
     shard_spec = dataclasses.replace(spec, threads=cfg.fastdup.threads)  # 0: the worker decides
     out = _timed(steps, "shards", run_shards, str(src), str(h.root), run_id, reuse, opts,
-                 shard_spec, cache_dir, ex.shard_images, decoders)  # fmt: skip
+                 shard_spec, cache_dir, ex, n_workers(ex), decoders)  # fmt: skip
     steps.update(out.seconds)
     where = sorted({(r.host, r.pid) for r in out.reports})
     get_run_logger().info(

@@ -134,6 +134,9 @@ class ActionsConfig(_Strict):
     )
 
 
+MIN_AUTO_SHARD = 100
+
+
 class ExecutionConfig(_Strict):
     """Where the parallel steps run: this machine (default) or a Dask cluster (see README,
     "Scale-out"). Changes no result, only where the work is done."""
@@ -150,11 +153,22 @@ class ExecutionConfig(_Strict):
     )
     workers: int = Field(2, ge=1, le=256, description="worker processes of the local cluster")
     shard_images: int = Field(
-        2000, ge=1, le=10_000_000, description="images per shard (inspect, fastdup vectors)"
+        0,
+        ge=0,
+        le=10_000_000,
+        description="images per shard (inspect, fastdup vectors); 0 = two shards per worker, "
+        f"at least {MIN_AUTO_SHARD} images each",
     )
     connect_seconds: float = Field(
         10.0, gt=0, le=600, description="how long to wait for the scheduler to answer"
     )
+
+    def shard_size(self, n: int, n_workers: int) -> int:
+        """Images per shard for `n` images on `n_workers` workers: a few shards per worker
+        balance uneven shards; each shard costs a fastdup start (~3 s), so not too small."""
+        if self.shard_images:
+            return self.shard_images
+        return max(MIN_AUTO_SHARD, -(-n // (2 * max(1, n_workers))))
 
     @field_validator("address")
     @classmethod

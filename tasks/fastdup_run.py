@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -304,11 +305,11 @@ class ExtractShard:
 
 
 def plan_extraction(
-    home: Home, run_id: str, cache: FeatureCache, shard_images: int
+    home: Home, run_id: str, cache: FeatureCache, shard_size: Callable[[int], int]
 ) -> tuple[int, list[ExtractShard]]:
     """(valid images, shards of the extraction list). The list has one image per content hash
     not cached yet, over the whole run (so no two shards extract the same hash), streamed
-    into files of `shard_images` lines."""
+    into files of `shard_size(n)` lines."""
     folder = home.run_dir(run_id) / "fastdup_shards"
     if folder.exists():
         shutil.rmtree(folder)
@@ -317,13 +318,13 @@ def plan_extraction(
     if n_valid < MIN_IMAGES:
         return n_valid, []
     whole = folder / "all.txt"
-    write_input_list(home, run_id, whole, cache)
+    per_shard = shard_size(write_input_list(home, run_id, whole, cache))
     shards: list[ExtractShard] = []
     out: IO[str] | None = None
     try:
         with open(whole, encoding="utf-8") as fh:
             for line in fh:
-                if out is None or shards[-1].n == shard_images:
+                if out is None or shards[-1].n == per_shard:
                     if out is not None:
                         out.close()
                     path = folder / f"list-{len(shards):05d}.txt"

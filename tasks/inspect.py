@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -289,10 +289,10 @@ def shard_part(home: Home, run_id: str, index: int) -> Path:
 
 
 def plan_shards(
-    home: Home, run_id: str, reuse: Reuse | None, shard_images: int
+    home: Home, run_id: str, reuse: Reuse | None, shard_size: Callable[[int], int]
 ) -> list[InspectShard]:
     """Write the run's candidates (as `inspect_all` plans them) to a Parquet file that every
-    shard reads, and cut the ones to inspect into ranges of `shard_images` by analysis id
+    shard reads, and cut the ones to inspect into ranges of `shard_size(n)` by analysis id
     (path order), so each shard's output is a disjoint, stable slice of a full run's."""
     con = duckdb.connect()
     try:
@@ -300,13 +300,14 @@ def plan_shards(
         out = candidates_file(home, run_id)
         with atomic_path(out) as tmp:
             con.execute(f"COPY cand TO {sql_literal_path(tmp)} (FORMAT parquet)")
+        total = con.execute("SELECT count(*) FROM cand WHERE NOT reuse").fetchall()[0][0]
         rows = con.execute(
             """SELECT shard, min(new_analysis_id), max(new_analysis_id), count(*) FROM (
                  SELECT new_analysis_id,
                         (row_number() OVER (ORDER BY new_analysis_id) - 1) // $n AS shard
                  FROM cand WHERE NOT reuse)
                GROUP BY shard ORDER BY shard""",
-            {"n": shard_images},
+            {"n": shard_size(int(total))},
         ).fetchall()
     finally:
         con.close()

@@ -110,8 +110,15 @@ def _api_url() -> str | None:
 
 def check_scheduler(execution: ExecutionConfig) -> None:
     """An `address` that no scheduler answers is a one-line user error before the run starts."""
-    if execution.engine != "dask" or not execution.address:
-        return
+    if execution.engine == "dask" and execution.address:
+        n_workers(execution)
+
+
+def n_workers(execution: ExecutionConfig) -> int:
+    """The worker processes the shards will share: the local cluster's, or the scheduler's
+    (a one-line user error when it does not answer or has none)."""
+    if not execution.address:
+        return execution.workers
     from distributed import Client
 
     try:
@@ -122,12 +129,12 @@ def check_scheduler(execution: ExecutionConfig) -> None:
             f"{execution.connect_seconds:g} s ({type(exc).__name__})"
         ) from None
     try:
-        if not client.scheduler_info(n_workers=-1).get("workers"):
-            raise UserError(
-                f"execution.address {execution.address}: the Dask scheduler has no workers"
-            )
+        workers = len(client.scheduler_info(n_workers=-1).get("workers") or {})
     finally:
         client.close()
+    if not workers:
+        raise UserError(f"execution.address {execution.address}: the Dask scheduler has no workers")
+    return workers
 
 
 def task_runner(execution: ExecutionConfig) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from PIL import Image, ImageOps
 
 from photo_curate.config import config_from_mapping
 from photo_curate.errors import UserError
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 COMPARED = ("images", "pairs", "outliers", "findings", "clusters", "plan")
 DASK = {"execution": {"engine": "dask", "workers": 2, "shard_images": 20}}
+DASK_AUTO = {"execution": {"engine": "dask", "workers": 2}}  # shards of at least 100 images
 
 
 def _rows(home: Path, table: str, run_id: str) -> list[tuple]:
@@ -93,18 +95,21 @@ def test_dask_local_cluster_finds_what_one_machine_finds(run_flow, sample, tmp_p
 def test_dask_incremental_run_reuses_rows_and_vectors(run_flow, collection, tmp_path) -> None:
     """The shard path also reads only new files; the result equals a full local run's."""
     home = tmp_path / "home"
-    run_flow(collection, home, config=DASK)
+    run_flow(collection, home, config=DASK_AUTO)
     new = collection / "New"
     new.mkdir()
     photos = sorted((collection / "DCIM").rglob("*.jpg"))
     for i, src in enumerate(photos[:3]):
         (new / f"copy {i}.jpg").write_bytes(src.read_bytes())  # byte copies
     (new / "broken.jpg").write_bytes(photos[0].read_bytes()[:2000])
-    inc = run_flow(collection, home, config=DASK)
+    with Image.open(photos[1]) as im:
+        ImageOps.mirror(im.convert("RGB")).save(new / "mirrored.jpg", quality=90)
+    inc = run_flow(collection, home, config=DASK_AUTO)
     full = run_flow(collection, tmp_path / "full", full=True)
     assert inc["incremental"]["mode"] == "incremental"
-    assert inc["incremental"]["n_inspected"] == 4
-    assert inc["incremental"]["n_extracted"] == 0  # byte copies: their vectors are cached
+    assert inc["incremental"]["n_inspected"] == 5
+    assert inc["incremental"]["n_extracted"] == 1  # byte copies: their vectors are cached
+    assert [s["step"] for s in inc["execution"]["shards"]] == ["inspect", "vectors"]
     for table in COMPARED:
         assert _rows(home, table, inc["run_id"]) == _rows(
             tmp_path / "full", table, full["run_id"]
