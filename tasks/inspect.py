@@ -363,6 +363,9 @@ def merge_shards(home: Home, run_id: str, n_shards: int) -> InspectResult:
         ).fetchall()[0]
     finally:
         con.close()
+    for part in parts:  # their rows are in the images table now
+        part.unlink()
+    candidates_file(home, run_id).unlink()
     analysis_dir = home.run_dir(run_id) / "analysis"
     analysis_dir.mkdir(parents=True, exist_ok=True)
     return InspectResult(n_all, n_valid, n_all - n_valid, str(analysis_dir), int(n_new))

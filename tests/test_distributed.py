@@ -17,7 +17,7 @@ import duckdb
 import pytest
 from PIL import Image, ImageOps
 
-from photo_curate.config import config_from_mapping
+from photo_curate.config import ExecutionConfig, config_from_mapping
 from photo_curate.errors import UserError
 from photo_curate.home import Home
 from tests.conftest import tree_digest
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 COMPARED = ("images", "pairs", "outliers", "findings", "clusters", "plan")
 DASK = {"execution": {"engine": "dask", "workers": 2, "shard_images": 20}}
-DASK_AUTO = {"execution": {"engine": "dask", "workers": 2}}  # shards of at least 100 images
+DASK_AUTO = {"execution": {"engine": "dask", "workers": 2}}  # one shard per worker, >= 100
 
 
 def _rows(home: Path, table: str, run_id: str) -> list[tuple]:
@@ -124,6 +124,14 @@ def test_bad_engine_is_a_one_line_config_error() -> None:
         config_from_mapping({"execution": {"address": "tcp://127.0.0.1:8786"}})
     with pytest.raises(UserError, match="tcp://host:8786"):
         config_from_mapping({"execution": {"engine": "dask", "address": "127.0.0.1"}})
+
+
+def test_shard_size_one_per_worker_within_bounds() -> None:
+    ex = ExecutionConfig(engine="dask")
+    assert ex.shard_size(1000, 2) == 500
+    assert ex.shard_size(50, 2) == 100  # a shard costs a fastdup start: not too small
+    assert ex.shard_size(1_000_000, 4) == 10_000  # big runs: small retry units, balance
+    assert ExecutionConfig(engine="dask", shard_images=20).shard_size(1000, 2) == 20
 
 
 def _free_port() -> int:
