@@ -9,6 +9,8 @@ the work is in `tasks/`. Everything a run did is reproducible from its recorded 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import shutil
 import time
 from contextlib import ExitStack
@@ -18,7 +20,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from photo_curate.artifacts import publish_run_artifacts
-from photo_curate.config import CurateConfig, config_from_mapping
+from photo_curate.config import CurateConfig, ExecutionConfig, config_from_mapping
+from photo_curate.features import FeatureCache
 from photo_curate.home import Home
 from photo_curate.incremental import (
     Base,
@@ -38,13 +41,30 @@ from photo_curate.sources import check_source, describe
 from photo_curate.validation import warm_up
 from tasks.acquire import acquire
 from tasks.apply import apply_task, check_writable, source_lock
-from tasks.fastdup_run import FastdupSpec, discard_prestarted, fastdup_task, prestart
+from tasks.fastdup_run import (
+    FastdupResult,
+    FastdupSpec,
+    discard_prestarted,
+    fastdup_task,
+    graph_task,
+    plan_extraction,
+    prestart,
+)
 from tasks.findings import findings_task
 from tasks.history import record, record_task
 from tasks.ingest import ingest_task
-from tasks.inspect import Reuse, inspect_task
+from tasks.inspect import InspectResult, Reuse, inspect_task, merge_shards, plan_shards
 from tasks.parse import parse_task
 from tasks.report import report_task
+from tasks.shards import (
+    ShardReport,
+    check_scheduler,
+    decoders_per_worker,
+    extract_shard_task,
+    inspect_shard_task,
+    n_workers,
+    task_runner,
+)
 from tasks.validate import ValidationResult, count_regular_files, validate_task
 
 
@@ -91,6 +111,7 @@ def curate(
     origin = check_source(source)
     if apply and origin.kind == "folder":
         check_writable(origin.path)
+    check_scheduler(cfg.execution)  # engine dask with an address: it must answer, or nothing starts
     h = Home.resolve(home).ensure()
     log = get_run_logger()
     # one run at a time per home and per SOURCE (a run may apply; see tasks/apply.py)
@@ -191,23 +212,116 @@ def _steps(
     row["reused_from"] = base.run_id if base else None
     if base and _nothing_changed(h, base, run_id, results, cache, src, ing.n_files):
         return _carry_over(src, h, run_id, base, cfg, steps, apply, row)
-    if ing.n_images >= 2:  # fastdup's import (1.5 s) overlaps the inspect step
-        for _ in range(2 if base else 1):  # incremental: new vectors, then the graph
-            prestart(h, run_id)
     reuse = Reuse(base, cache) if base else None
-    ins = _timed(steps, "inspect", inspect_task, str(src), root, run_id, cfg.workers(), opts, reuse)
+    sharded = cfg.execution.engine == "dask"
+    if ing.n_images >= 2:  # fastdup's import (1.5 s) overlaps the inspect step
+        for _ in range(1 if sharded or not base else 2):  # incremental: vectors, then the graph
+            prestart(h, run_id)
+    spec = _fastdup_spec(cfg)
+    shards: list[ShardReport] = []
+    if sharded:
+        ins, fd, shards = _sharded(src, h, run_id, cfg, opts, reuse, spec, str(cache.folder), steps)
+    else:
+        ins = _timed(steps, "inspect", inspect_task, str(src), root, run_id, cfg.workers(), opts,
+                     reuse)  # fmt: skip
     row.update(n_invalid=ins.n_invalid, n_inspected=ins.n_inspected)
     if base:
         log.info("%d of %d images new or changed since run %s", ins.n_inspected, ins.n_images,
                  base.run_id)  # fmt: skip
-    warm_up()  # import great-expectations while fastdup runs (its serial phases leave a core)
-    fd = _timed(steps, "fastdup", fastdup_task, root, run_id, _fastdup_spec(cfg), str(cache.folder))
+    if not sharded:
+        warm_up()  # import great-expectations while fastdup runs (its serial phases leave a core)
+        fd = _timed(steps, "fastdup", fastdup_task, root, run_id, spec, str(cache.folder))
     row["n_extracted"] = fd.n_extracted
     log.info(fd.message)
     _timed(steps, "parse", parse_task, root, run_id, fd.work_dir)
     _timed(steps, "findings", findings_task, root, run_id, cfg)
     val = _timed(steps, "validate", validate_task, root, run_id, str(src))
-    return _finish(src, h, run_id, cfg, steps, apply, row, val, fd.message)
+    result = _finish(src, h, run_id, cfg, steps, apply, row, val, fd.message)
+    result["execution"] = {
+        "engine": cfg.execution.engine,
+        "shards": [dataclasses.asdict(r) for r in shards],
+    }
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _ShardsOutcome:
+    inspect: InspectResult
+    n_valid: int
+    n_new: int
+    n_vector_shards: int
+    reports: list[ShardReport]
+    seconds: dict[str, float]
+
+
+@flow(name="curate-shards", persist_result=False, validate_parameters=False, log_prints=False)
+def curate_shards(
+    source: str,
+    home_root: str,
+    run_id: str,
+    reuse: Reuse | None,
+    opts: InspectOptions,
+    spec: FastdupSpec,
+    cache_dir: str,
+    execution: ExecutionConfig,
+    workers: int,
+    decoders: int,
+) -> _ShardsOutcome:
+    """The parallel steps, run on this flow's task runner (a DaskTaskRunner, see
+    tasks/shards.py): inspect per shard, one `images` table from the parts, then fastdup's
+    vectors per shard into the feature cache. The graph step runs afterwards, once."""
+    h = Home(Path(home_root))
+    t0 = time.monotonic()
+    size = functools.partial(execution.shard_size, n_workers=workers)
+    plan = plan_shards(h, run_id, reuse, size)
+    futures = [
+        inspect_shard_task.submit(source, home_root, run_id, s, decoders, opts) for s in plan
+    ]
+    reports = [f.result() for f in futures]
+    ins = merge_shards(h, run_id, len(plan))
+    t1 = time.monotonic()
+    warm_up()  # great-expectations' import overlaps the vector shards
+    fastdup_dir = h.run_dir(run_id) / "fastdup"
+    shutil.rmtree(fastdup_dir, ignore_errors=True)  # always a fresh work dir
+    n_valid, lists = plan_extraction(h, run_id, FeatureCache(Path(cache_dir)), size)
+    futures = [extract_shard_task.submit(home_root, run_id, spec, s, cache_dir) for s in lists]
+    reports += [f.result() for f in futures]
+    n_new = sum(r.n for r in reports if r.step == "vectors")
+    seconds = {"inspect": round(t1 - t0, 3), "fastdup_vectors": round(time.monotonic() - t1, 3)}
+    return _ShardsOutcome(ins, n_valid, n_new, len(lists), reports, seconds)
+
+
+def _sharded(
+    src: Path,
+    h: Home,
+    run_id: str,
+    cfg: CurateConfig,
+    opts: InspectOptions,
+    reuse: Reuse | None,
+    spec: FastdupSpec,
+    cache_dir: str,
+    steps: dict[str, float],
+) -> tuple[InspectResult, FastdupResult, list[ShardReport]]:
+    """engine dask: the shard steps on the configured cluster, then the one graph step here."""
+    ex = cfg.execution
+    decoders = decoders_per_worker(ex, cfg.analysis.workers)
+    run_shards = curate_shards.with_options(task_runner=task_runner(ex))
+    shard_spec = dataclasses.replace(spec, threads=cfg.fastdup.threads)  # 0: the worker decides
+    out = _timed(steps, "shards", run_shards, str(src), str(h.root), run_id, reuse, opts,
+                 shard_spec, cache_dir, ex, n_workers(ex), decoders)  # fmt: skip
+    steps.update(out.seconds)
+    where = sorted({(r.host, r.pid) for r in out.reports})
+    get_run_logger().info(
+        "dask: %d inspect and %d vector shard(s) ran in %d worker process(es)",
+        sum(r.step == "inspect" for r in out.reports), out.n_vector_shards, len(where),
+    )  # fmt: skip
+    if out.n_valid < 2:
+        discard_prestarted(run_id)
+        msg = f"fastdup skipped: {out.n_valid} valid image(s), at least 2 are needed"
+        return out.inspect, FastdupResult("skipped", None, out.n_valid, msg), out.reports
+    fd = _timed(steps, "fastdup", graph_task, str(h.root), run_id, spec, cache_dir,
+                out.n_valid, out.n_new, out.n_vector_shards)  # fmt: skip
+    return out.inspect, fd, out.reports
 
 
 def _nothing_changed(

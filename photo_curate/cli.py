@@ -145,6 +145,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     origin = check_source(args.source)
     home = Home.resolve(args.home)
+    if cfg.execution.address:  # a scheduler that does not answer: say so before anything starts
+        from tasks.shards import check_scheduler
+
+        check_scheduler(cfg.execution)
     action = args.action or cfg.actions.action
     if args.apply and origin.kind == "folder":
         from tasks.apply import check_writable

@@ -32,6 +32,8 @@ INSPECT_REVISION = 1
 # Settings that change no result (only speed or the way the run is made).
 _NOT_RESULTS = {("analysis", "workers"), ("analysis", "incremental"), ("fastdup", "threads"),
                 ("fastdup", "timeout_seconds")}  # fmt: skip
+# Whole sections that change no result: where the work runs (local or a Dask cluster).
+_NOT_RESULT_SECTIONS = {"execution"}
 # Tables a run without changes takes over (runs and actions are its own).
 CARRIED = ("images", "pairs", "outliers", "findings", "clusters", "plan", "validations")
 # The manifest columns that must be equal for "nothing changed".
@@ -100,6 +102,7 @@ def result_settings(config: str | dict) -> dict:
     return {
         section: {k: v for k, v in values.items() if (section, k) not in _NOT_RESULTS}
         for section, values in data.items()
+        if section not in _NOT_RESULT_SECTIONS
     }
 
 

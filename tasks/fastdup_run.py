@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -205,17 +206,29 @@ def run_fastdup(
             cache.store(extract, images_file, run_id)
         graph = work / "graph"
         assert cache is not None
-        n_graph = cache.write_graph_input(images_file, run_dir / "analysis", graph)
+        n_graph = build_graph(home, run_id, spec, cache, graph)
         if n_graph < MIN_IMAGES:
-            discard_prestarted(run_id)
             return FastdupResult("skipped", None, n_graph, f"fastdup skipped: {n_graph} vectors")
-        _run_child(home, run_id, spec, graph, 2, None, n_graph)
     discard_prestarted(run_id)  # a child that was started for a step not needed after all
     seconds = time.monotonic() - t0
     msg = f"fastdup analysed {n_valid} images"
     if n_cached:
         msg += f" ({n_new} new vectors, the others from the cache)"
     return FastdupResult("ran", str(graph), n_valid, msg, seconds, n_new)
+
+
+def build_graph(
+    home: Home, run_id: str, spec: FastdupSpec, cache: FeatureCache, graph: Path
+) -> int:
+    """The neighbour graph (`run_mode=2`) of every valid image of the run from the cached
+    vectors, in `graph`. Returns the number of vectors (below MIN_IMAGES: nothing was run)."""
+    images_file = home.table_file("images", run_id)
+    n_graph = cache.write_graph_input(images_file, home.run_dir(run_id) / "analysis", graph)
+    if n_graph < MIN_IMAGES:
+        discard_prestarted(run_id)
+        return n_graph
+    _run_child(home, run_id, spec, graph, 2, None, n_graph)
+    return n_graph
 
 
 def _run_child(
@@ -226,11 +239,14 @@ def _run_child(
     run_mode: int,
     input_list: Path | None,
     n: int,
+    tag: str = "",
 ) -> None:
-    """One fastdup run in a child process (prestarted if one waits), killed on timeout."""
+    """One fastdup run in a child process (prestarted if one waits), killed on timeout.
+
+    `tag` names the spec and log files of one of several runs going on at once (shards)."""
     work.mkdir(parents=True, exist_ok=True)
     run_dir = home.run_dir(run_id)
-    child_spec = run_dir / "fastdup_spec.json"  # one at a time: the child reads it at start
+    child_spec = run_dir / f"fastdup_spec{tag}.json"  # the child reads it at start
     child_spec.write_text(
         json.dumps(
             {
@@ -245,7 +261,7 @@ def _run_child(
             }
         )
     )
-    log_path = run_dir / ("fastdup.log" if run_mode == 0 else f"fastdup_mode{run_mode}.log")
+    log_path = run_dir / ("fastdup.log" if run_mode == 0 else f"fastdup_mode{run_mode}{tag}.log")
     label = {0: "fastdup", 1: "fastdup vectors", 2: "fastdup graph"}[run_mode]
     with StepProgress(label, 100, "%") as prog:
         proc = _take_child(home, run_id)
@@ -274,6 +290,88 @@ def _run_child(
         raise FastdupFailed(f"fastdup exited with code {rc} (log: {log_path})")
     if not (work / "atrain_features.dat.csv").exists():
         raise FastdupFailed(f"fastdup wrote no features (log: {log_path})")
+
+
+# --- shards: vectors per shard (`run_mode=1`), then one graph (engine: dask) -----------------
+
+
+@dataclass(frozen=True)
+class ExtractShard:
+    """One slice of the run's extraction list: analysis copies whose vectors are not cached."""
+
+    index: int
+    list_path: str
+    n: int
+
+
+def plan_extraction(
+    home: Home, run_id: str, cache: FeatureCache, shard_size: Callable[[int], int]
+) -> tuple[int, list[ExtractShard]]:
+    """(valid images, shards of the extraction list). The list has one image per content hash
+    not cached yet, over the whole run (so no two shards extract the same hash), streamed
+    into files of `shard_size(n)` lines."""
+    folder = home.run_dir(run_id) / "fastdup_shards"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    n_valid, _ = _count_valid(home, run_id, cache)
+    if n_valid < MIN_IMAGES:
+        return n_valid, []
+    whole = folder / "all.txt"
+    per_shard = shard_size(write_input_list(home, run_id, whole, cache))
+    shards: list[ExtractShard] = []
+    out: IO[str] | None = None
+    try:
+        with open(whole, encoding="utf-8") as fh:
+            for line in fh:
+                if out is None or shards[-1].n == per_shard:
+                    if out is not None:
+                        out.close()
+                    path = folder / f"list-{len(shards):05d}.txt"
+                    out = open(path, "w", encoding="utf-8")  # noqa: SIM115 (rotated by hand)
+                    shards.append(ExtractShard(len(shards), str(path), 0))
+                out.write(line)
+                last = shards[-1]
+                shards[-1] = ExtractShard(last.index, last.list_path, last.n + 1)
+    finally:
+        if out is not None:
+            out.close()
+    whole.unlink()
+    return n_valid, shards
+
+
+def extract_shard(home: Home, run_id: str, spec: FastdupSpec, shard: ExtractShard,
+                  cache: FeatureCache) -> int:  # fmt: skip
+    """fastdup `run_mode=1` on one shard's list in a fresh work dir (a child process of its
+    own, as always); its vectors go to the cache as `<run_id>-<shard>.parquet`."""
+    work = home.run_dir(run_id) / "fastdup" / f"extract-{shard.index:05d}"
+    if work.exists():  # a retry starts clean: stale CSVs would be read back
+        shutil.rmtree(work)
+    tag = f"-shard{shard.index:05d}"
+    _run_child(home, run_id, spec, work, 1, Path(shard.list_path), shard.n, tag)
+    name = f"{run_id}-{shard.index:05d}"
+    return cache.store(work, home.table_file("images", run_id), name)
+
+
+@task(name="fastdup graph", retries=1, retry_delay_seconds=5)
+def graph_task(
+    home_root: str, run_id: str, spec: FastdupSpec, cache_dir: str, n_valid: int, n_new: int,
+    n_shards: int,
+) -> FastdupResult:  # fmt: skip
+    """The one neighbour-graph step over all vectors, after the shards stored theirs."""
+    home = Home(Path(home_root))
+    graph = home.run_dir(run_id) / "fastdup" / "graph"
+    if graph.exists():
+        shutil.rmtree(graph)
+    t0 = time.monotonic()
+    n_graph = build_graph(home, run_id, spec, FeatureCache(Path(cache_dir)), graph)
+    if n_graph < MIN_IMAGES:
+        return FastdupResult("skipped", None, n_graph, f"fastdup skipped: {n_graph} vectors")
+    msg = (
+        f"fastdup analysed {n_valid} images ({n_new} new vectors in {n_shards} shard(s), "
+        "then one neighbour graph)"
+    )
+    return FastdupResult("ran", str(graph), n_valid, msg, time.monotonic() - t0, n_new)
 
 
 @task(name="fastdup", retries=1, retry_delay_seconds=5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ from photo_curate.incremental import Base, reused_rows_sql
 from photo_curate.inspect_image import InspectOptions, inspect_many
 from photo_curate.progress import StepProgress
 from photo_curate.schema import TABLES, cast_select
-from photo_curate.tableio import RowWriter, copy_to_table, sql_literal_path
+from photo_curate.tableio import RowWriter, atomic_path, copy_to_table, sql_literal_path
 
 CHUNK = 32
 STALL_S = 600  # no chunk finished for this long: a decoder hangs
@@ -265,6 +265,110 @@ def _inspect(
             pool.shutdown(wait=True, cancel_futures=True)
     n = n_valid + n_invalid
     return InspectResult(n, n_valid, n_invalid, str(analysis_dir), n)
+
+
+# --- shards: the same inspection split into independent slices (engine: dask) ----------------
+
+
+@dataclass(frozen=True)
+class InspectShard:
+    """A slice of the run's candidates to inspect: analysis ids lo..hi (inclusive)."""
+
+    index: int
+    lo: int
+    hi: int
+    n: int
+
+
+def candidates_file(home: Home, run_id: str) -> Path:
+    return home.run_dir(run_id) / "candidates.parquet"
+
+
+def shard_part(home: Home, run_id: str, index: int) -> Path:
+    return home.run_dir(run_id) / "shards" / f"images-{index:05d}.parquet"
+
+
+def plan_shards(
+    home: Home, run_id: str, reuse: Reuse | None, shard_size: Callable[[int], int]
+) -> list[InspectShard]:
+    """Write the run's candidates (as `inspect_all` plans them) to a Parquet file that every
+    shard reads, and cut the ones to inspect into ranges of `shard_size(n)` by analysis id
+    (path order), so each shard's output is a disjoint, stable slice of a full run's."""
+    con = duckdb.connect()
+    try:
+        _plan(con, home, run_id, reuse)
+        out = candidates_file(home, run_id)
+        with atomic_path(out) as tmp:
+            con.execute(f"COPY cand TO {sql_literal_path(tmp)} (FORMAT parquet)")
+        total = con.execute("SELECT count(*) FROM cand WHERE NOT reuse").fetchall()[0][0]
+        rows = con.execute(
+            """SELECT shard, min(new_analysis_id), max(new_analysis_id), count(*) FROM (
+                 SELECT new_analysis_id,
+                        (row_number() OVER (ORDER BY new_analysis_id) - 1) // $n AS shard
+                 FROM cand WHERE NOT reuse)
+               GROUP BY shard ORDER BY shard""",
+            {"n": shard_size(int(total))},
+        ).fetchall()
+    finally:
+        con.close()
+    return [InspectShard(int(i), int(lo), int(hi), int(n)) for i, lo, hi, n in rows]
+
+
+def inspect_shard(
+    source: Path, home: Home, run_id: str, shard: InspectShard, workers: int, opts: InspectOptions
+) -> int:
+    """Inspect one shard into its own Parquet part (same rows as a full run's for those
+    files); the analysis copies go to the run's shared analysis folder. Returns rows written."""
+    con = duckdb.connect()
+    try:
+        con.execute(
+            "CREATE TEMP TABLE cand AS SELECT * FROM read_parquet($f) "
+            "WHERE new_analysis_id BETWEEN $lo AND $hi",
+            {"f": str(candidates_file(home, run_id)), "lo": shard.lo, "hi": shard.hi},
+        )
+        part = shard_part(home, run_id, shard.index)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        res = _inspect(con, source, home, run_id, workers, opts, shard.n, part)
+    finally:
+        con.close()
+    return res.n_images
+
+
+def merge_shards(home: Home, run_id: str, n_shards: int) -> InspectResult:
+    """The run's `images` table: the reused rows plus every shard's part, in one DuckDB COPY."""
+    con = duckdb.connect()
+    try:
+        cand = sql_literal_path(candidates_file(home, run_id))
+        con.execute(f"CREATE TEMP VIEW cand AS SELECT * FROM read_parquet({cand})")
+        n_reused, n_new = con.execute(
+            "SELECT count(*) FILTER (WHERE reuse), count(*) FILTER (WHERE NOT reuse) FROM cand"
+        ).fetchall()[0]
+        parts = [shard_part(home, run_id, i) for i in range(n_shards)]
+        missing = [p for p in parts if not p.exists()]
+        if missing:
+            raise RuntimeError(f"inspect shard part {missing[0]} is missing")
+        selects = [_reused_select()] if n_reused else []
+        if parts:
+            files = ", ".join(sql_literal_path(p) for p in parts)
+            selects.append(f"SELECT * FROM read_parquet([{files}])")
+        if selects:
+            body = cast_select("images", f"({' UNION ALL '.join(selects)})")
+            params = {"run_id": run_id} if n_reused else None  # only the reused rows use it
+            copy_to_table(con, home, "images", run_id, body, params)
+        else:
+            RowWriter(home, "images", run_id).close()
+        final = sql_literal_path(home.table_file("images", run_id))
+        n_valid, n_all = con.execute(
+            f"SELECT count(*) FILTER (WHERE is_valid), count(*) FROM read_parquet({final})"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    for part in parts:  # their rows are in the images table now
+        part.unlink()
+    candidates_file(home, run_id).unlink()
+    analysis_dir = home.run_dir(run_id) / "analysis"
+    analysis_dir.mkdir(parents=True, exist_ok=True)
+    return InspectResult(n_all, n_valid, n_all - n_valid, str(analysis_dir), int(n_new))
 
 
 @task(name="inspect")
