@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageStat
 
 from bench.photos import CACHE, photo_pool
 from photo_curate.sample import Recipe, build_collection
@@ -42,6 +42,9 @@ FILES_PER_BASE = 7  # original, copy, resized, recompressed, cropped, brightened
 BROKEN_PER_PART = 5  # truncated, empty, corrupt, a text file, a small unicode-named copy
 BASES_PER_PART = 40
 MIN_TILE_SIDE = 128
+# a tile with less contrast than this (grey-level standard deviation) is a plain sky or wall:
+# every such tile looks like every other, so its copies cannot be planted truth of their own
+MIN_TILE_STD = 16.0
 
 
 def _workers() -> int:
@@ -170,7 +173,10 @@ def _tile_bases(photos: list[Path], grid: int, out: Path, limit: int, max_side: 
         for r in range(grid):
             for c in range(grid):
                 t = out / f"{j:03d}_{p.stem.replace(' ', '_')}_{r}{c}.png"
-                im.crop((c * tw, r * th, (c + 1) * tw, (r + 1) * th)).save(t)
+                tile = im.crop((c * tw, r * th, (c + 1) * tw, (r + 1) * th))
+                if ImageStat.Stat(tile.convert("L")).stddev[0] < MIN_TILE_STD:
+                    continue
+                tile.save(t)
                 bases.append(t)
                 if len(bases) >= limit:
                     return bases
@@ -203,7 +209,7 @@ def planted_collection(
         "seed": seed,
         "max_side": max_side,
         "sources": key,
-        "v": 1,
+        "v": 2,  # 2: featureless tiles are no bases
     }
     final = COLLECTIONS / f"planted-{n_images}-seed{seed}-{max_side}-{key}"
     if _cached(final, params):
