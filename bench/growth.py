@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.corpus import distinct_collection
 from bench.measure import run_measured
-from bench.speed import BARE_FASTDUP, QUIET, prefect_env
+from bench.speed import measure_bare_fastdup, prefect_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CURATE = Path(sys.executable).parent / "curate"
@@ -51,12 +51,7 @@ def bare_fastdup(root: Path, work: Path, timeout: float) -> dict:
     """Wall time and peak memory of bare fastdup on the same folder, in a fresh work dir."""
     work.mkdir(parents=True)
     try:
-        m = run_measured(
-            [sys.executable, "-c", BARE_FASTDUP, str(work), str(root)],
-            env={**os.environ, **QUIET},
-            cwd=work,
-            timeout=timeout,
-        )
+        m = measure_bare_fastdup(root, work, timeout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not m.ok:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from bench.corpus import image_files, planted_collection
 from bench.measure import Measured, last_line, run_measured
-from bench.speed import BARE_FASTDUP, QUIET, prefect_env
+from bench.speed import measure_bare_fastdup, prefect_env
 from photo_curate.evaluate import (
     DEFECTS,
     INVALID_VARIANTS,
@@ -203,12 +203,7 @@ def run_curate(photos: Path, truth: Path, env: dict[str, str], timeout: float) -
 def run_fastdup(photos: Path, truth: Path, timeout: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bare-fastdup-"))
     try:
-        m = run_measured(
-            [sys.executable, "-c", BARE_FASTDUP, str(work), str(photos)],
-            env={**os.environ, **QUIET},
-            cwd=work,
-            timeout=timeout,
-        )
+        m = measure_bare_fastdup(photos, work, timeout)
         row = _row("fastdup (bare, defaults)", m, m.ok)
         if m.ok:
             kinds, groups = fastdup_predictions(work, photos)

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.corpus import distinct_collection
+from bench.measure import Measured, run_measured
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
@@ -50,6 +51,17 @@ def build_speed_collection(n_images: int, sides: tuple[int, int] = (480, 1600)) 
     photos at least that large are used (the 5120 px wallpapers), cropped, never upscaled.
     """
     return distinct_collection(n_images, sides=sides)
+
+
+def measure_bare_fastdup(collection: Path, work: Path, timeout: float) -> Measured:
+    """Bare fastdup on `collection` into `work` (kept for the caller to read, then remove),
+    measured in a child of its own (bench/measure.py)."""
+    return run_measured(
+        [sys.executable, "-c", BARE_FASTDUP, str(work), str(collection)],
+        env={**os.environ, **QUIET},
+        cwd=work,
+        timeout=timeout,
+    )
 
 
 def time_bare_fastdup(collection: Path) -> float:
