@@ -223,13 +223,20 @@ def planted_collection(
     if grid == 1:
         bases = photos[:n_bases]
     else:
-        while True:  # small photos give no tiles: grow the grid until there are enough
-            bases = _tile_bases(photos, grid, stage / ".bases", n_bases, max_side)
-            if len(bases) >= n_bases or grid > 12:
+        tries: dict[int, list[Path]] = {}
+        while grid <= 12:  # small photos give no tiles: grow the grid until there are enough
+            tries[grid] = _tile_bases(
+                photos, grid, stage / ".bases" / f"g{grid}", n_bases, max_side
+            )
+            if len(tries[grid]) >= n_bases:
                 break
             grid += 1
+        bases = max(tries.values(), key=len)  # finer grids lose the photos too small to cut
     if len(bases) < n_bases:
-        raise SystemExit(f"only {len(bases)} base photos for {n_images} images")
+        raise SystemExit(
+            f"the photo pool gives {len(bases)} distinct bases, {n_bases} are needed for "
+            f"{n_images} planted files; time larger collections with --collection distinct"
+        )
     per_part = math.ceil(len(bases) / n_parts)
     slices = [bases[i : i + per_part] for i in range(0, len(bases), per_part)]
     slices = [s for s in slices if len(s) >= 2]
