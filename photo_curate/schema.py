@@ -189,6 +189,16 @@ def arrow_schema(table: str) -> pa.Schema:
     return pa.schema([(name, _ARROW[typ]) for name, typ in TABLES[table]])
 
 
+def batch_select(table: str) -> str:
+    """A SELECT of the table's columns from one list parameter per column ($c0, $c1, ...),
+    each cast to its type (JSON as its text): Python values in, Arrow columns out."""
+    cols = ", ".join(
+        f"CAST(unnest($c{i}) AS {'VARCHAR' if t == 'JSON' else t}) AS {_quote(n)}"
+        for i, (n, t) in enumerate(TABLES[table])
+    )
+    return f"SELECT {cols}"
+
+
 def empty_select(table: str) -> str:
     """A SELECT with the table's columns and no rows (for a view over zero files)."""
     cols = ", ".join(f"NULL::{typ} AS {_quote(name)}" for name, typ in TABLES[table])

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from photo_curate.home import Home
-from photo_curate.schema import arrow_schema
+from photo_curate.schema import arrow_schema, batch_select
 
 
 @contextmanager
@@ -56,7 +55,11 @@ def temp_name(final: Path) -> Path:
 
 
 class RowWriter:
-    """Stream dict rows of a catalog table into its Parquet file in batches."""
+    """Stream dict rows of a catalog table into its Parquet file in batches.
+
+    DuckDB turns each batch of Python values into Arrow columns: pyarrow's own conversion
+    (`Table.from_pylist`) imports pandas, 0.3 s that a run with nothing to do would pay for
+    writing its one `runs` row."""
 
     def __init__(
         self,
@@ -72,6 +75,8 @@ class RowWriter:
         self._tmp = temp_name(self.final)
         self.batch_rows = batch_rows
         self._rows: list[dict[str, Any]] = []
+        self._con = duckdb.connect()  # only converts batches; the file is pyarrow's
+        self._select = batch_select(table)
         self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
         self.count = 0
 
@@ -86,18 +91,29 @@ class RowWriter:
 
     def _flush(self) -> None:
         if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            columns = {
+                f"c{i}": [r.get(name) for r in self._rows]
+                for i, name in enumerate(self.schema.names)
+            }
+            batch = self._con.sql(self._select, params=columns).to_arrow_table()
+            self._writer.write_table(batch.cast(self.schema))
             self.count += len(self._rows)
             self._rows = []
 
     def close(self) -> Path:
-        self._flush()
+        try:
+            self._flush()
+        except BaseException:
+            self.abort()
+            raise
         self._writer.close()
+        self._con.close()
         durable_replace(self._tmp, self.final)
         return self.final
 
     def abort(self) -> None:
         self._writer.close()
+        self._con.close()
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> RowWriter:
