@@ -35,6 +35,7 @@ from photo_curate.incremental import (
 )
 from photo_curate.inspect_image import InspectOptions
 from photo_curate.locking import exclusive
+from photo_curate.plain_flow import plain_flow
 from photo_curate.report import report_facts
 from photo_curate.runs import mark_interrupted, new_run_id, now, read_run
 from photo_curate.sources import check_source, describe
@@ -87,7 +88,7 @@ def _fastdup_spec(cfg: CurateConfig) -> FastdupSpec:
     )
 
 
-@flow(name="curate", flow_run_name=_run_name, persist_result=False, log_prints=False)
+@plain_flow(name="curate", flow_run_name=_run_name, persist_result=False, log_prints=False)
 def curate(
     source: str,
     home: str | None = None,
