@@ -10,6 +10,8 @@ compatibility v1.5.0 so the pip `duckdb-cli` (1.5) opens it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from photo_curate.schema import TABLES, cast_select, empty_select
 from photo_curate.tableio import temp_name
 
 STORAGE_COMPATIBILITY = "v1.5.0"
+BUILT_FROM = ".catalog-built-from.json"  # in HOME/data: what the catalog file was built from
 
 # Views on top of the tables: questions people ask of the run history.
 DERIVED_VIEWS: dict[str, str] = {
@@ -55,31 +58,81 @@ def _source_for(home: Home, table: str) -> str | None:
     return f"read_parquet({pattern}, union_by_name=true)"
 
 
+def statements(home: Home) -> list[str]:
+    """The catalog's CREATE VIEW statements, as they would be built now."""
+    out = []
+    for table in TABLES:
+        src = _source_for(home, table)
+        body = cast_select(table, src) if src else empty_select(table)
+        out.append(f'CREATE VIEW "{table}" AS {body}')
+    for name, body in DERIVED_VIEWS.items():
+        out.append(f'CREATE VIEW "{name}" AS {body}')
+    for name in CHANGE_VIEWS:
+        body = (SQL_DIR / "views" / f"{name}.sql").read_text(encoding="utf-8")
+        out.append(f'CREATE VIEW "{name}" AS {body}')
+    return out
+
+
 def rebuild(home: Home) -> Path:
     """Write a fresh catalog of views and move it over the old one (after moving aside any
-    unreadable Parquet file, which would break its table's view)."""
+    unreadable Parquet file, which would break its table's view).
+
+    Skipped when the catalog on disk was built from the same statements: views over a folder's
+    glob see new Parquet files without a rebuild, so most runs change no view at all (a
+    rebuild binds every view, reading Parquet footers, and syncs a new file to disk)."""
     sweep(home)
+    todo = statements(home)
+    stamp = _stamp(todo)
+    if _built_from(home) == stamp:
+        return home.catalog
     final = home.catalog
     tmp = temp_name(final)
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
     try:
-        for table in TABLES:
-            src = _source_for(home, table)
-            body = cast_select(table, src) if src else empty_select(table)
-            con.execute(f'CREATE VIEW "{table}" AS {body}')
-        for name, body in DERIVED_VIEWS.items():
-            con.execute(f'CREATE VIEW "{name}" AS {body}')
-        for name in CHANGE_VIEWS:
-            body = (SQL_DIR / "views" / f"{name}.sql").read_text(encoding="utf-8")
-            con.execute(f'CREATE VIEW "{name}" AS {body}')
+        for statement in todo:
+            con.execute(statement)
         con.execute("CHECKPOINT")
     finally:
         con.close()
     wal = tmp.with_name(tmp.name + ".wal")
     wal.unlink(missing_ok=True)
     os.replace(tmp, final)
+    _record_built_from(home, stamp)
     return final
+
+
+def _stamp(todo: list[str]) -> str:
+    text = "\n".join([STORAGE_COMPATIBILITY, duckdb.__version__, *todo])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _stamp_file(home: Home) -> Path:
+    return home.data / BUILT_FROM
+
+
+def _built_from(home: Home) -> str | None:
+    """The statements' stamp of the catalog on disk, if it is still the file that was built."""
+    try:
+        recorded = json.loads(_stamp_file(home).read_text(encoding="utf-8"))
+        st = home.catalog.stat()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict):
+        return None
+    if (recorded.get("size"), recorded.get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
+        return None  # replaced or touched by someone else: build it again
+    return recorded.get("stamp")
+
+
+def _record_built_from(home: Home, stamp: str) -> None:
+    st = home.catalog.stat()
+    tmp = temp_name(_stamp_file(home))
+    tmp.write_text(
+        json.dumps({"stamp": stamp, "size": st.st_size, "mtime_ns": st.st_mtime_ns}),
+        encoding="utf-8",
+    )
+    os.replace(tmp, _stamp_file(home))
 
 
 def connect_readonly(home: Home) -> duckdb.DuckDBPyConnection:
