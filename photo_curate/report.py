@@ -199,13 +199,12 @@ def build_report(
            FROM images GROUP BY 1 ORDER BY n DESC, format""",
     )
 
+    to_thumbs = os.path.relpath(home.thumbnails, home.report_dir(run_id))  # once, not per row
+
     def thumb(row: dict[str, Any]) -> str | None:
-        cands = [source / row["path"]]
-        cands.append(home.quarantine_dir(run_id) / row["path"])
+        cands = [source / row["path"], home.quarantine_dir(run_id) / row["path"]]
         rel = make_thumbnail(home, row.get("sha256"), cands)
-        if rel is None:
-            return None
-        return os.path.relpath(home.thumbnails / rel, home.report_dir(run_id))
+        return None if rel is None else f"{to_thumbs}/{rel}"
 
     base_cols = (
         "f.path, f.kind, f.score, f.group_id, f.is_keeper, f.action, f.reason, i.sha256, "
