@@ -28,8 +28,7 @@ SAMPLES = {
 
 def _rows(table: str, n: int) -> list[dict]:
     return [
-        {name: SAMPLES[typ][i % len(SAMPLES[typ])] for name, typ in TABLES[table]}
-        for i in range(n)
+        {name: SAMPLES[typ][i % len(SAMPLES[typ])] for name, typ in TABLES[table]} for i in range(n)
     ]
 
 
@@ -57,9 +56,11 @@ def test_missing_keys_are_null_and_extra_keys_ignored(tmp_path: Path) -> None:
 def test_a_bad_value_raises_and_leaves_no_file(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
     final = home.table_file("runs", "r1")
-    with pytest.raises(Exception, match="(?i)convert|cast"):
-        with RowWriter(home, "runs", "r1") as out:
-            out.add({"run_id": "r1", "n_files": "many"})
+    with (
+        pytest.raises(Exception, match=r"(?i)convert|cast"),
+        RowWriter(home, "runs", "r1") as out,
+    ):
+        out.add({"run_id": "r1", "n_files": "many"})
     assert not final.exists()
     assert list(final.parent.iterdir()) == []  # no temp file left either
 
