@@ -11,7 +11,6 @@ compatibility v1.5.0 so the pip `duckdb-cli` (1.5) opens it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import duckdb
 
 from photo_curate.errors import UserError
 from photo_curate.home import Home
-from photo_curate.integrity import files_expr, sweep
+from photo_curate.integrity import files_expr, read_stamps, sweep, write_stamps
 from photo_curate.rules import SQL_DIR
 from photo_curate.schema import TABLES, cast_select, empty_select
 from photo_curate.tableio import temp_name
@@ -107,18 +106,12 @@ def _stamp(todo: list[str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _stamp_file(home: Home) -> Path:
-    return home.data / BUILT_FROM
-
-
 def _built_from(home: Home) -> str | None:
     """The statements' stamp of the catalog on disk, if it is still the file that was built."""
+    recorded = read_stamps(home.data / BUILT_FROM)
     try:
-        recorded = json.loads(_stamp_file(home).read_text(encoding="utf-8"))
         st = home.catalog.stat()
-    except (OSError, ValueError):
-        return None
-    if not isinstance(recorded, dict):
+    except OSError:
         return None
     if (recorded.get("size"), recorded.get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
         return None  # replaced or touched by someone else: build it again
@@ -127,12 +120,9 @@ def _built_from(home: Home) -> str | None:
 
 def _record_built_from(home: Home, stamp: str) -> None:
     st = home.catalog.stat()
-    tmp = temp_name(_stamp_file(home))
-    tmp.write_text(
-        json.dumps({"stamp": stamp, "size": st.st_size, "mtime_ns": st.st_mtime_ns}),
-        encoding="utf-8",
+    write_stamps(
+        home.data / BUILT_FROM, {"stamp": stamp, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     )
-    os.replace(tmp, _stamp_file(home))
 
 
 def connect_readonly(home: Home) -> duckdb.DuckDBPyConnection:

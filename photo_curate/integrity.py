@@ -21,6 +21,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -66,22 +67,23 @@ def _aside(home: Home, table: str, path: Path) -> Path:
 VERIFIED = ".verified.json"
 
 
-def _load_verified(home: Home) -> dict[str, list[int]]:
+def read_stamps(path: Path) -> dict[str, Any]:
+    """A small JSON object kept in HOME as a cache; empty when missing or damaged."""
     try:
-        data = json.loads((home.data / VERIFIED).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}  # missing or damaged: every footer is read again
+        return {}
     return data if isinstance(data, dict) else {}
 
 
-def _save_verified(home: Home, verified: dict[str, list[int]]) -> None:
-    path = home.data / VERIFIED
-    tmp = path.with_name(f"{VERIFIED}.tmp-{os.getpid()}")
+def write_stamps(path: Path, data: dict[str, Any]) -> None:
+    """Replace such a cache file atomically; a failed write only loses the cache."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(verified, sort_keys=True), encoding="utf-8")
+        tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
-        tmp.unlink(missing_ok=True)  # only a cache: the next sweep reads the footers again
+        tmp.unlink(missing_ok=True)
 
 
 def sweep(home: Home) -> list[Path]:
@@ -93,7 +95,7 @@ def sweep(home: Home) -> list[Path]:
     moved: list[Path] = []
     if not home.data.is_dir():
         return moved
-    verified = _load_verified(home)
+    verified = read_stamps(home.data / VERIFIED)  # missing: every footer is read again
     seen: dict[str, list[int]] = {}
     for table_dir in sorted(p for p in home.data.iterdir() if p.is_dir()):
         if table_dir.name.startswith("."):
@@ -123,7 +125,7 @@ def sweep(home: Home) -> list[Path]:
             log.warning("unreadable Parquet file %s moved to %s", path, target)
             moved.append(target)
     if seen != verified:
-        _save_verified(home, seen)
+        write_stamps(home.data / VERIFIED, seen)
     return moved
 
 
