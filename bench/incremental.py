@@ -34,7 +34,6 @@ import duckdb
 
 from bench.corpus import distinct_collection
 from bench.speed import BIN, RESULTS, prefect_env
-from photo_curate.tableio import sql_literal_path
 
 TABLES = ("images", "pairs", "outliers", "findings", "clusters", "plan")
 CPU: list[float] = []  # CPU seconds of each curate run, in order
@@ -102,11 +101,12 @@ def vector_mismatches(a: Path, b: Path) -> dict[str, int]:
     differ in any bit (the incremental run's cached vectors against a full run's own)."""
     con = duckdb.connect()
     try:
-        xa, xb = (sql_literal_path(h / "cache" / "features" / "*" / "*.parquet") for h in (a, b))
+        xa, xb = (str(h / "cache" / "features" / "*" / "*.parquet") for h in (a, b))
         n, bad = con.execute(
-            f"""SELECT count(*), count(*) FILTER (WHERE x.feature IS DISTINCT FROM y.feature)
-                FROM (SELECT DISTINCT ON (sha256) * FROM read_parquet({xa})) x
-                JOIN (SELECT DISTINCT ON (sha256) * FROM read_parquet({xb})) y USING (sha256)"""
+            """SELECT count(*), count(*) FILTER (WHERE x.feature IS DISTINCT FROM y.feature)
+               FROM (SELECT DISTINCT ON (sha256) * FROM read_parquet($xa)) x
+               JOIN (SELECT DISTINCT ON (sha256) * FROM read_parquet($xb)) y USING (sha256)""",
+            {"xa": xa, "xb": xb},
         ).fetchall()[0]
     finally:
         con.close()
