@@ -1,0 +1,292 @@
+"""Each content's nearest other contents by cosine similarity: exact, or a deterministic index.
+
+A content's list holds its `k_store` nearest other contents (k for the pairs, the rest spare
+for when contents go away), ordered by similarity, then by row (= sha256 order, see
+vectors.py). How a list is made:
+
+1. Candidates by float32 inner product with faiss: exact search (`faiss.knn`, query blocks
+   against memory-mapped blocks of all vectors) up to `exact_max` contents; beyond, an HNSW
+   index built single-threaded in row order (faiss' multi-threaded build inserts in whatever
+   order its threads run) with fixed parameters and level seed, searched with any number of
+   threads (each query's walk is sequential).
+2. `k_store + MARGIN` candidates are rescored in float64 with numpy's own loops (no BLAS, so no
+   thread count or summation order enters) and rounded to PRECISION decimals; the list is the
+   first `k_store` by (similarity descending, row ascending).
+3. Exact search checks that no content outside the candidates could belong to the list (its
+   float32 score would have to be within EPS of the list's last similarity); where one could,
+   that row is scanned against every vector and all close candidates are rescored.
+
+So the same vectors give the same lists on any run and any thread count (exactly, for exact
+search; for the HNSW index, the same index and the same queries give the same candidates).
+Incremental updates (update()) keep every list equal to the exact top of its length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import faiss
+import numpy as np
+
+from photo_curate.features import DIM
+from photo_curate.vectors import VectorFile
+
+GRAPH_VERSION = 1  # bump when a list could come out different for the same vectors
+PRECISION = 6  # decimals of a stored similarity
+SCALE = 10**PRECISION
+MARGIN = 16  # candidates beyond k_store taken by float32 score before rescoring
+EPS = 1e-4  # bound on |float32 inner product - exact| for unit vectors of DIM floats
+QUERY_BLOCK = 4096
+DB_BLOCK = 65536
+RESCORE_CHUNK = 256
+_EMPTY = np.iinfo(np.int64).max
+_ROW_MASK = (1 << 32) - 1
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """What decides the lists: list length, search mode and the index's parameters."""
+
+    k: int = 10
+    extra: int = 10
+    exact_max: int = 50_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 96
+
+    @property
+    def k_store(self) -> int:
+        return self.k + self.extra
+
+    def mode(self, n: int) -> str:
+        return "exact" if n <= self.exact_max else "hnsw"
+
+    def key(self, n: int) -> dict[str, object]:
+        """Stored with the lists: a later run reuses them only under the same key."""
+        mode = self.mode(n)
+        key: dict[str, object] = {"version": GRAPH_VERSION, "precision": PRECISION,
+                                  "k_store": self.k_store, "mode": mode}  # fmt: skip
+        if mode == "hnsw":
+            key["hnsw"] = {k: v for k, v in asdict(self).items() if k.startswith("hnsw")}
+        return key
+
+
+@dataclass
+class Lists:
+    """The lists of `rows`: neighbour rows (-1: none) and similarities in 1/SCALE units."""
+
+    rows: np.ndarray  # (b,) int64
+    nbr: np.ndarray  # (b, k_store) int64
+    sim: np.ndarray  # (b, k_store) int64
+
+    def lengths(self) -> np.ndarray:
+        return (self.nbr >= 0).sum(axis=1)
+
+
+def empty_lists(width: int) -> Lists:
+    none = np.empty((0, width), dtype=np.int64)
+    return Lists(np.empty(0, dtype=np.int64), none, none.copy())
+
+
+def threads(n: int) -> None:
+    """faiss' OpenMP threads (the BLAS and numpy side is set with threadpoolctl)."""
+    faiss.omp_set_num_threads(max(1, n))
+
+
+# -- exact rescoring and ordering ---------------------------------------------------------------
+
+
+def rescore(vf: VectorFile, q_rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Exact similarities (1/SCALE units) of each query row with its candidate rows."""
+    out = np.zeros(cand.shape, dtype=np.int64)
+    q_all = vf.take(q_rows)
+    for s in range(0, len(q_rows), RESCORE_CHUNK):
+        c = cand[s : s + RESCORE_CHUNK]
+        q = q_all[s : s + RESCORE_CHUNK].astype(np.float64)
+        vec = vf.take(np.where(c >= 0, c, 0).ravel()).astype(np.float64)
+        dots = np.einsum("qd,qwd->qw", q, vec.reshape(*c.shape, DIM))
+        out[s : s + RESCORE_CHUNK] = np.rint(dots * SCALE).astype(np.int64)
+    return out
+
+
+def _keys(nbr: np.ndarray, sim: np.ndarray) -> np.ndarray:
+    """One sortable int64 per entry: similarity descending, then row ascending."""
+    key = ((SCALE - sim) << 32) | nbr
+    return np.where(nbr >= 0, key, _EMPTY)
+
+
+def _decode(keys: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.sort(keys, axis=1)
+    dup = np.zeros(keys.shape, dtype=bool)
+    dup[:, 1:] = keys[:, 1:] == keys[:, :-1]
+    keys = np.sort(np.where(dup, _EMPTY, keys), axis=1)[:, :width]
+    if keys.shape[1] < width:
+        pad = np.full((len(keys), width - keys.shape[1]), _EMPTY, dtype=np.int64)
+        keys = np.concatenate([keys, pad], axis=1)
+    empty = keys == _EMPTY
+    nbr = np.where(empty, -1, keys & _ROW_MASK)
+    sim = np.where(empty, 0, SCALE - (keys >> 32))
+    return nbr, sim
+
+
+def order(rows: np.ndarray, cand: np.ndarray, sim: np.ndarray, width: int) -> Lists:
+    """Lists of `width` from candidates with exact similarities (self and repeats dropped)."""
+    cand = np.where(cand == rows[:, None], -1, cand)
+    nbr, s = _decode(_keys(cand, sim), width)
+    return Lists(rows, nbr, s)
+
+
+def finalize(vf: VectorFile, rows: np.ndarray, cand: np.ndarray, width: int) -> Lists:
+    return order(rows, cand, rescore(vf, rows, cand), width)
+
+
+def merge(a: Lists, b_nbr: np.ndarray, b_sim: np.ndarray, width: int) -> Lists:
+    """`a`'s lists with more exact entries per row, re-ordered and cut to `width`."""
+    keys = np.concatenate([_keys(a.nbr, a.sim), _keys(b_nbr, b_sim)], axis=1)
+    nbr, sim = _decode(keys, width)
+    return Lists(a.rows, nbr, sim)
+
+
+# -- candidates --------------------------------------------------------------------------------
+
+
+def _knn(xq: np.ndarray, xb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    k = min(k, len(xb))
+    scores, idx = faiss.knn(xq, xb, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return scores, idx.astype(np.int64)
+
+
+def _keep_best(scores: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    if scores.shape[1] <= width:
+        return scores, idx
+    part = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+    return np.take_along_axis(scores, part, 1), np.take_along_axis(idx, part, 1)
+
+
+def exact_candidates(
+    vf: VectorFile, xq: np.ndarray, width: int, db_rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `width` best rows by float32 score for each query, over all rows or `db_rows`."""
+    best_s = np.full((len(xq), 0), -np.inf, dtype=np.float32)
+    best_i = np.full((len(xq), 0), -1, dtype=np.int64)
+    if db_rows is None:
+        parts: Iterator[tuple[np.ndarray, np.ndarray]] = (
+            (np.arange(s, s + len(xb)), xb) for s, xb in vf.blocks(DB_BLOCK)
+        )
+    else:
+        parts = (
+            (db_rows[s : s + DB_BLOCK], vf.take(db_rows[s : s + DB_BLOCK]))
+            for s in range(0, len(db_rows), DB_BLOCK)
+        )
+    for rows, xb in parts:
+        scores, idx = _knn(xq, xb, width)
+        idx = np.where(idx >= 0, rows[np.maximum(idx, 0)], -1)
+        best_s, best_i = _keep_best(
+            np.concatenate([best_s, scores], axis=1), np.concatenate([best_i, idx], axis=1), width
+        )
+    return best_s, best_i
+
+
+def _scan(vf: VectorFile, row: int, floor: float, width: int) -> Lists:
+    """One row's list from every row whose float32 score reaches `floor` (no truncation)."""
+    q = vf.block(row, row + 1)[0]
+    found = [start + np.flatnonzero(xb @ q >= floor) for start, xb in vf.blocks(DB_BLOCK)]
+    cand = np.concatenate(found)[None, :]
+    return finalize(vf, np.array([row]), cand, width)
+
+
+def settle(
+    vf: VectorFile, lists: Lists, worst: np.ndarray, truncated: np.ndarray, width: int
+) -> Lists:
+    """Rows whose candidate set may have missed a member (its float32 cut-off `worst` is
+    within EPS of the list's last similarity) are scanned against every vector."""
+    last = np.where(lists.nbr[:, -1] >= 0, lists.sim[:, -1], -SCALE) / SCALE
+    doubtful = np.flatnonzero(truncated & (worst >= last - EPS))
+    for i in doubtful:
+        row = int(lists.rows[i])
+        floor = float(last[i] - EPS) if lists.nbr[i, -1] >= 0 else -np.inf
+        one = _scan(vf, row, floor, width)
+        lists.nbr[i], lists.sim[i] = one.nbr[0], one.sim[0]
+    return lists
+
+
+def exact_lists(vf: VectorFile, rows: np.ndarray, width: int) -> Lists:
+    """Exact lists of `rows` against every row."""
+    if len(rows) == 0:
+        return empty_lists(width)
+    xq = vf.take(rows)
+    want = width + MARGIN + 1  # +1: the row itself
+    scores, cand = exact_candidates(vf, xq, want)
+    lists = finalize(vf, rows, cand, width)
+    truncated = np.full(len(rows), vf.n > want)
+    worst = scores.min(axis=1) if scores.shape[1] else np.full(len(rows), -np.inf)
+    return settle(vf, lists, worst, truncated, width)
+
+
+# -- full builds ----------------------------------------------------------------------------------
+
+
+def full_build(vf: VectorFile, spec: GraphSpec) -> Iterator[Lists]:
+    """Every row's list, in row order, block by block."""
+    if spec.mode(vf.n) == "exact":
+        for s in range(0, vf.n, QUERY_BLOCK):
+            yield exact_lists(vf, np.arange(s, min(s + QUERY_BLOCK, vf.n)), spec.k_store)
+        return
+    index = hnsw_index(vf, spec)
+    for s in range(0, vf.n, QUERY_BLOCK):
+        rows = np.arange(s, min(s + QUERY_BLOCK, vf.n))
+        _, cand = index.search(vf.block(s, s + QUERY_BLOCK), spec.k_store + MARGIN + 1)
+        yield finalize(vf, rows, cand.astype(np.int64), spec.k_store)
+
+
+def hnsw_index(vf: VectorFile, spec: GraphSpec) -> faiss.IndexHNSWFlat:
+    """An HNSW index of every row, added in row order by one thread: the same vectors give
+    the same graph (its level draws come from a fixed seed)."""
+    index = faiss.IndexHNSWFlat(DIM, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = spec.hnsw_ef_construction
+    index.hnsw.efSearch = spec.hnsw_ef_search
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        for _, xb in vf.blocks(DB_BLOCK):
+            index.add(xb)
+    finally:
+        faiss.omp_set_num_threads(before)
+    return index
+
+
+# -- incremental updates --------------------------------------------------------------------------
+
+
+def enter(vf: VectorFile, lists: Lists, added: np.ndarray, width: int) -> Lists:
+    """Put the added rows into the lists they enter: those closer than a list's last entry.
+
+    A list of length j is the exact top j of the old contents; an added row that beats its
+    last entry makes it the exact top j + 1 (cut to `width`); one that does not leaves it
+    the exact top j."""
+    if len(added) == 0 or len(lists.rows) == 0:
+        return lists
+    xq = vf.take(lists.rows)
+    scores, cand = exact_candidates(vf, xq, width + MARGIN, db_rows=added)
+    n_len = lists.lengths()
+    last_i = np.maximum(n_len - 1, 0)
+    last_sim = lists.sim[np.arange(len(n_len)), last_i] / SCALE
+    last_sim = np.where(n_len > 0, last_sim, -np.inf)
+    cand = np.where(scores >= (last_sim - EPS)[:, None], cand, -1)
+    exact = rescore(vf, lists.rows, cand)
+    last_key = _keys(
+        lists.nbr[np.arange(len(n_len)), last_i][:, None],
+        lists.sim[np.arange(len(n_len)), last_i][:, None],
+    )
+    beats = _keys(cand, exact) < np.where(n_len > 0, last_key[:, 0], _EMPTY)[:, None]
+    cand = np.where(beats, cand, -1)
+    # as many as may enter: the list's own length plus what beat its last entry, up to width
+    grown = np.minimum(n_len + beats.sum(axis=1), width)
+    merged = merge(lists, cand, exact, width)
+    keep = np.arange(width)[None, :] < grown[:, None]
+    merged.nbr = np.where(keep, merged.nbr, -1)
+    merged.sim = np.where(keep, merged.sim, 0)
+    # all candidates beat the last entry and there may be more among the added rows
+    truncated = np.full(len(n_len), len(added) > width + MARGIN)
+    return settle(vf, merged, scores.min(axis=1), truncated & beats.all(axis=1), width)
