@@ -1,7 +1,8 @@
 """The `curate` flow: one curation run of a folder, step by step, as Prefect tasks.
 
 acquire (an archive or URL manifest becomes a folder inside HOME) -> ingest -> inspect ->
-fastdup -> parse -> findings (+plan) -> validate -> [apply] -> report, with the run
+fastdup (vectors) -> neighbours -> parse -> findings (+plan) -> validate -> [apply] -> report,
+with the run
 recorded in `runs` at the start and the end (also when it fails). The flow only orchestrates;
 the work is in `tasks/`. Everything a run did is reproducible from its recorded config
 (`runs.config`).
@@ -35,6 +36,7 @@ from photo_curate.incremental import (
 )
 from photo_curate.inspect_image import InspectOptions
 from photo_curate.locking import exclusive
+from photo_curate.neighbours import GraphSpec
 from photo_curate.plain_flow import plain_flow
 from photo_curate.report import report_facts
 from photo_curate.runs import mark_interrupted, new_run_id, now, read_run
@@ -47,7 +49,6 @@ from tasks.fastdup_run import (
     FastdupSpec,
     discard_prestarted,
     fastdup_task,
-    graph_task,
     plan_extraction,
     prestart,
 )
@@ -55,7 +56,8 @@ from tasks.findings import findings_task
 from tasks.history import record, record_task
 from tasks.ingest import ingest_task
 from tasks.inspect import InspectResult, Reuse, inspect_task, merge_shards, plan_shards
-from tasks.parse import parse_task
+from tasks.neighbours import neighbours_task
+from tasks.parse import PairSpec, parse_task
 from tasks.report import report_task
 from tasks.shards import (
     ShardReport,
@@ -78,14 +80,17 @@ def _run_name() -> str:
 
 
 def _fastdup_spec(cfg: CurateConfig) -> FastdupSpec:
+    return FastdupSpec(threads=cfg.fastdup_threads(), timeout_seconds=cfg.fastdup.timeout_seconds)
+
+
+def _graph_spec(cfg: CurateConfig) -> GraphSpec:
     f = cfg.fastdup
-    return FastdupSpec(
-        threads=cfg.fastdup_threads(),
-        k=f.nearest_neighbors_k,
-        threshold=f.min_similarity,
-        outlier_percentile=f.outlier_percentile,
-        timeout_seconds=f.timeout_seconds,
-    )
+    return GraphSpec(k=f.nearest_neighbors_k, exact_max=f.exact_search_max)
+
+
+def _pair_spec(cfg: CurateConfig) -> PairSpec:
+    f = cfg.fastdup
+    return PairSpec(f.nearest_neighbors_k, f.min_similarity, cfg.rules.outlier_similarity)
 
 
 @plain_flow(name="curate", flow_run_name=_run_name, persist_result=False, log_prints=False)
@@ -215,9 +220,8 @@ def _steps(
         return _carry_over(src, h, run_id, base, cfg, steps, apply, row)
     reuse = Reuse(base, cache) if base else None
     sharded = cfg.execution.engine == "dask"
-    if ing.n_images >= 2:  # fastdup's import (1.5 s) overlaps the inspect step
-        for _ in range(1 if sharded or not base else 2):  # incremental: vectors, then the graph
-            prestart(h, run_id)
+    if ing.n_images and not sharded:  # fastdup's import (1.5 s) overlaps the inspect step
+        prestart(h, run_id)
     spec = _fastdup_spec(cfg)
     shards: list[ShardReport] = []
     if sharded:
@@ -234,7 +238,10 @@ def _steps(
         fd = _timed(steps, "fastdup", fastdup_task, root, run_id, spec, str(cache.folder))
     row["n_extracted"] = fd.n_extracted
     log.info(fd.message)
-    _timed(steps, "parse", parse_task, root, run_id, fd.work_dir)
+    nb = _timed(steps, "neighbours", neighbours_task, root, run_id, str(cache.folder),
+                _graph_spec(cfg), row["source"], base.run_id if base else None)  # fmt: skip
+    log.info(nb.message())
+    _timed(steps, "parse", parse_task, root, run_id, _pair_spec(cfg))
     _timed(steps, "findings", findings_task, root, run_id, cfg)
     val = _timed(steps, "validate", validate_task, root, run_id, str(src))
     result = _finish(src, h, run_id, cfg, steps, apply, row, val, fd.message)
@@ -270,7 +277,7 @@ def curate_shards(
 ) -> _ShardsOutcome:
     """The parallel steps, run on this flow's task runner (a DaskTaskRunner, see
     tasks/shards.py): inspect per shard, one `images` table from the parts, then fastdup's
-    vectors per shard into the feature cache. The graph step runs afterwards, once."""
+    vectors per shard into the feature cache. The neighbour search runs afterwards, here."""
     h = Home(Path(home_root))
     t0 = time.monotonic()
     size = functools.partial(execution.shard_size, n_workers=workers)
@@ -303,7 +310,7 @@ def _sharded(
     cache_dir: str,
     steps: dict[str, float],
 ) -> tuple[InspectResult, FastdupResult, list[ShardReport]]:
-    """engine dask: the shard steps on the configured cluster, then the one graph step here."""
+    """engine dask: the shard steps on the configured cluster (the neighbours run here)."""
     ex = cfg.execution
     decoders = decoders_per_worker(ex, cfg.analysis.workers)
     run_shards = curate_shards.with_options(task_runner=task_runner(ex))
@@ -316,13 +323,11 @@ def _sharded(
         "dask: %d inspect and %d vector shard(s) ran in %d worker process(es)",
         sum(r.step == "inspect" for r in out.reports), out.n_vector_shards, len(where),
     )  # fmt: skip
-    if out.n_valid < 2:
-        discard_prestarted(run_id)
-        msg = f"fastdup skipped: {out.n_valid} valid image(s), at least 2 are needed"
-        return out.inspect, FastdupResult("skipped", None, out.n_valid, msg), out.reports
-    fd = _timed(steps, "fastdup", graph_task, str(h.root), run_id, spec, cache_dir,
-                out.n_valid, out.n_new, out.n_vector_shards)  # fmt: skip
-    return out.inspect, fd, out.reports
+    msg = (
+        f"fastdup extracted {out.n_new} vectors of {out.n_valid} valid images in "
+        f"{out.n_vector_shards} shard(s)"
+    )
+    return out.inspect, FastdupResult("ran", None, out.n_valid, msg, 0.0, out.n_new), out.reports
 
 
 def _nothing_changed(

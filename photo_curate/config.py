@@ -69,17 +69,23 @@ class SourcesConfig(_Strict):
 
 
 class FastdupConfig(_Strict):
-    """How fastdup runs (a child process per run)."""
+    """How fastdup's vectors are made (a child process per run) and how their neighbours are
+    searched (photo_curate/neighbours.py)."""
 
     threads: int = Field(
         0, ge=0, le=256, description="0 = four per core (measured faster than one per core)"
     )
-    nearest_neighbors_k: int = Field(10, ge=2, le=100)
-    timeout_seconds: int = Field(6 * 3600, ge=10)
-    min_similarity: float = Field(
-        0.70, ge=0.0, le=1.0, description="pairs below are not kept (fastdup threshold)"
+    nearest_neighbors_k: int = Field(
+        10, ge=2, le=100, description="nearest other images of each image that make pairs"
     )
-    outlier_percentile: float = Field(0.05, gt=0.0, lt=1.0)
+    timeout_seconds: int = Field(6 * 3600, ge=10)
+    min_similarity: float = Field(0.70, ge=0.0, le=1.0, description="pairs below are not kept")
+    exact_search_max: int = Field(
+        50_000,
+        ge=0,
+        description="up to this many distinct images the neighbour search is exact; above, "
+        "a deterministic HNSW index (its recall: README, Scale)",
+    )
 
 
 class RulesConfig(_Strict):

@@ -1,8 +1,11 @@
 """Entry point of the child process that runs fastdup exactly once.
 
+photo-curate runs it for feature vectors (`run_mode=1`); bench/graph.py also times fastdup's
+own neighbour graph (`run_mode=2`, with `threshold` and `k` in the spec) against ours.
+
 fastdup must live in a process of its own: two runs in one process crash it, after a run it
 ignores SIGTERM, and its import changes global state (pandas options, Sentry, a PyPI version
-check). The parent (`photo_curate.fastdup_runner`) starts ``python -m photo_curate.fastdup_child
+check). The parent (tasks/fastdup_run.py) starts ``python -m photo_curate.fastdup_child
 SPEC.json`` and kills it with SIGKILL on timeout.
 """
 
@@ -38,7 +41,7 @@ def main(spec_path: str) -> int:
 
     turi = {
         "nnmodel": 0,
-        "ccthreshold": spec["cc_threshold"],
+        "ccthreshold": spec.get("cc_threshold", 0.96),
         "run_cc": 1,
         "run_sentry": 0,
         "run_stats": int(spec.get("run_stats", 0)),  # photo-curate measures images itself
@@ -50,9 +53,9 @@ def main(spec_path: str) -> int:
         input_dir=spec["input_list"],
         work_dir=spec["work_dir"],
         num_threads=spec["threads"],
-        threshold=spec["threshold"],
-        lower_threshold=spec["lower_threshold"],
-        nearest_neighbors_k=spec["k"],
+        threshold=spec.get("threshold", 0.9),
+        lower_threshold=spec.get("lower_threshold", 0.05),
+        nearest_neighbors_k=spec.get("k", 2),
         run_mode=spec.get("run_mode", 0),
         turi_param=",".join(f"{k}={v}" for k, v in turi.items()),
         verbose=False,

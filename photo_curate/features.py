@@ -3,9 +3,9 @@
 fastdup extracts a 576-float vector from each analysis copy; the analysis copy is a pure
 function of the file's bytes (and the inspect settings in the key), so the vector is too.
 Each run that extracts vectors adds one Parquet file `<run_id>.parquet` (sha256, feature);
-a later run extracts only the hashes it does not find there (fastdup `run_mode=1`) and builds
-the neighbour graph from all vectors (`run_mode=2`), which gives the same pairs as one full run
-(checked in tests/test_incremental.py). Everything streams through DuckDB and Arrow batches.
+a run extracts (fastdup `run_mode=1`) only the hashes it does not find there, and the
+neighbour search reads all of them (photo_curate/vectors.py). Everything streams through
+DuckDB and Arrow batches.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from photo_curate import db
 from photo_curate.tableio import atomic_path, sql_literal_path
 
 DIM = 576  # fastdup's default model
@@ -48,7 +48,7 @@ class FeatureCache:
         Only hashes not cached yet are written; byte-identical files share one row.
         """
         rows = _fastdup_rows(work)
-        con = duckdb.connect()
+        con = db.connect()
         try:
             con.register("fd", rows)
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -68,47 +68,6 @@ class FeatureCache:
             return int(n.fetchall()[0][0])
         finally:
             con.close()
-
-    def write_graph_input(self, images_file: Path, analysis_dir: Path, out: Path) -> int:
-        """fastdup's feature files for `run_mode=2`: every valid image of the run whose vector
-        is cached, in analysis-id (= path) order, named like its analysis copy."""
-        out.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect()
-        try:
-            reader = con.sql(
-                f"""SELECT i.analysis_id, c.feature
-                    FROM read_parquet({sql_literal_path(images_file)}) i
-                    JOIN {self.source()} c ON c.sha256 = i.sha256
-                    WHERE i.is_valid AND i.analysis_id IS NOT NULL
-                    ORDER BY i.analysis_id"""
-            ).to_arrow_reader(_BATCH)
-            n = 0
-            last = -1
-            with (
-                open(out / FEATURES_CSV, "w", encoding="utf-8") as csv,
-                open(out / FEATURES_DAT, "wb") as dat,
-            ):
-                csv.write("index,filename\n")
-                for rb in reader:
-                    ids = rb.column(0).to_numpy()
-                    keep = ids != np.concatenate(([last], ids[:-1]))  # a hash cached twice
-                    feats = _as_matrix(rb.column(1))[keep]
-                    for ident in ids[keep]:
-                        csv.write(f"{n},{analysis_name(analysis_dir, int(ident))}\n")
-                        n += 1
-                    feats.astype("<f4", copy=False).tofile(dat)
-                    if len(ids):
-                        last = int(ids[-1])
-            return n
-        finally:
-            con.close()
-
-
-def _as_matrix(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    flat = col.flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(len(col), DIM)
 
 
 def _fastdup_rows(work: Path) -> pa.RecordBatchReader:

@@ -20,8 +20,10 @@ from photo_curate import __version__
 from photo_curate.config import CurateConfig
 from photo_curate.features import DIM, FeatureCache
 from photo_curate.graph import GROUPING_VERSION
+from photo_curate.graph_state import carry
 from photo_curate.home import Home
 from photo_curate.inspect_image import ANALYSIS_SIZE, InspectOptions
+from photo_curate.neighbours import GRAPH_VERSION
 from photo_curate.rules import SQL_DIR
 from photo_curate.runs import all_run_ids, read_run
 from photo_curate.schema import TABLES
@@ -68,7 +70,7 @@ def results_key(key: str, cfg: CurateConfig) -> str:
     columns = {t: TABLES[t] for t in CARRIED}
     settings = result_settings(cfg.model_dump(mode="json"))
     return _digest({"inspect": key, "settings": settings, "rules": rules, "columns": columns,
-                    "grouping": GROUPING_VERSION})  # fmt: skip
+                    "grouping": GROUPING_VERSION, "graph": GRAPH_VERSION})  # fmt: skip
 
 
 def feature_cache(home: Home, key: str) -> FeatureCache:
@@ -137,7 +139,9 @@ def unchanged(home: Home, base: Base, run_id: str, results: str, cache: FeatureC
 
 
 def carry_over(home: Home, base: Base, run_id: str) -> None:
-    """This run's tables are the base run's, under this run's id (nothing changed)."""
+    """This run's tables are the base run's, under this run's id (nothing changed), and so
+    are its neighbour lists: the next run updates them from here."""
+    carry(home, base.run_id, run_id)
     con = duckdb.connect()
     note = f"carried over from run {base.run_id} (nothing changed): "
     stamp = "now()::TIMESTAMP AS \"at\", $note || coalesce(observed, '') AS observed"

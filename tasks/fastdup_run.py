@@ -1,4 +1,6 @@
-"""fastdup: one run in a child process of its own, on the analysis copies of the valid images.
+"""fastdup: its feature vectors (`run_mode=1`) of the valid images' analysis copies, one run in
+a child process of its own; the vectors go to the feature cache (photo_curate/features.py) and
+the neighbours are searched by photo-curate itself (tasks/neighbours.py).
 
 The child is killed with SIGKILL on timeout (after a run fastdup ignores SIGTERM); its output is
 captured to a capped log file (its crash handler can write gigabytes); its progress lines feed
@@ -22,15 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import duckdb
 from prefect import task
 
+from photo_curate import db
 from photo_curate.features import FeatureCache, analysis_name
 from photo_curate.home import Home
 from photo_curate.progress import StepProgress
 from photo_curate.tableio import sql_literal_path
 
-MIN_IMAGES = 2  # below this there is nothing to compare
 LOG_CAP_BYTES = 5 * 1024**2
 _PERCENT = re.compile(rb"(\d{1,3})%")
 
@@ -53,16 +54,12 @@ class FastdupFailed(RuntimeError):
 @dataclass(frozen=True)
 class FastdupSpec:
     threads: int
-    k: int
-    threshold: float
-    outlier_percentile: float
     timeout_seconds: int
-    cc_threshold: float = 0.96
 
 
 @dataclass(frozen=True)
 class FastdupResult:
-    status: str  # "ran" or "skipped"
+    status: str  # "ran", "cached" (every vector was cached already) or "skipped" (no image)
     work_dir: str | None
     n_input: int
     message: str
@@ -70,18 +67,15 @@ class FastdupResult:
     n_extracted: int = 0  # vectors fastdup computed in this run (the others came from the cache)
 
 
-def write_input_list(home: Home, run_id: str, list_path: Path, cache: FeatureCache | None) -> int:
-    """The analysis copies to extract vectors from, one absolute path per line: every valid
-    image, or with a cache only one image per content hash that is not cached yet."""
-    con = duckdb.connect()
+def write_input_list(home: Home, run_id: str, list_path: Path, cache: FeatureCache) -> int:
+    """The analysis copies to extract vectors from, one absolute path per line: one valid
+    image per content hash that is not cached yet."""
+    con = db.connect(home)
     images = f"read_parquet({sql_literal_path(home.table_file('images', run_id))})"
     valid = f"SELECT * FROM {images} WHERE is_valid AND analysis_id IS NOT NULL"
-    if cache is None:
-        sql = f"SELECT analysis_id FROM ({valid}) ORDER BY analysis_id"
-    else:
-        sql = f"""SELECT min(analysis_id) AS analysis_id FROM ({valid})
-                  WHERE sha256 NOT IN (SELECT sha256 FROM {cache.source()})
-                  GROUP BY sha256 ORDER BY analysis_id"""
+    sql = f"""SELECT min(analysis_id) AS analysis_id FROM ({valid})
+              WHERE sha256 NOT IN (SELECT sha256 FROM {cache.source()})
+              GROUP BY sha256 ORDER BY analysis_id"""
     rows = con.sql(sql).to_arrow_reader(50_000)
     analysis_dir = home.run_dir(run_id) / "analysis"
     n = 0
@@ -97,11 +91,11 @@ def write_input_list(home: Home, run_id: str, list_path: Path, cache: FeatureCac
     return n
 
 
-def _count_valid(home: Home, run_id: str, cache: FeatureCache | None) -> tuple[int, int]:
+def _count_valid(home: Home, run_id: str, cache: FeatureCache) -> tuple[int, int]:
     """(valid images, of them with a cached vector)."""
     images = f"read_parquet({sql_literal_path(home.table_file('images', run_id))})"
-    cached = f"sha256 IN (SELECT sha256 FROM {cache.source()})" if cache else "false"
-    con = duckdb.connect()
+    cached = f"sha256 IN (SELECT sha256 FROM {cache.source()})"
+    con = db.connect(home)
     try:
         row = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE {cached}) FROM {images} "
@@ -169,66 +163,32 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def run_fastdup(
-    home: Home, run_id: str, spec: FastdupSpec, cache: FeatureCache | None = None
-) -> FastdupResult:
-    """fastdup on the run's valid images; with a cache, vectors are extracted only for new
-    content (`run_mode=1`) and the neighbour graph is built from all of them (`run_mode=2`)."""
+def run_fastdup(home: Home, run_id: str, spec: FastdupSpec, cache: FeatureCache) -> FastdupResult:
+    """fastdup's vectors (`run_mode=1`) for the run's contents that are not cached yet, one
+    image per content hash, added to the cache. The neighbours are ours (tasks/neighbours.py)."""
     run_dir = home.run_dir(run_id)
     work = run_dir / "fastdup"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     n_valid, n_cached = _count_valid(home, run_id, cache)
-    if n_valid < MIN_IMAGES:
-        discard_prestarted(run_id)
-        return FastdupResult(
-            "skipped", None, n_valid,
-            f"fastdup skipped: {n_valid} valid image(s), at least 2 are needed",
-        )  # fmt: skip
-    images_file = home.table_file("images", run_id)
     t0 = time.monotonic()
-    if n_cached == 0:  # nothing to reuse: one ordinary run, then keep its vectors
-        n_new = write_input_list(home, run_id, run_dir / "fastdup_input.txt", None)
-        _run_child(home, run_id, spec, work, 0, run_dir / "fastdup_input.txt", n_new)
-        if cache is not None:
-            cache.store(work, images_file, run_id)
-        graph = work
-    else:
-        list_path = run_dir / "fastdup_new.txt"
-        n_new = write_input_list(home, run_id, list_path, cache)
-        if n_new:
-            if len(_started.get(run_id, [])) < 2:
-                prestart(home, run_id)  # the graph's child imports fastdup meanwhile
-            extract = work / "extract"
-            _run_child(home, run_id, spec, extract, 1, list_path, n_new)
-            assert cache is not None
-            cache.store(extract, images_file, run_id)
-        graph = work / "graph"
-        assert cache is not None
-        n_graph = build_graph(home, run_id, spec, cache, graph)
-        if n_graph < MIN_IMAGES:
-            return FastdupResult("skipped", None, n_graph, f"fastdup skipped: {n_graph} vectors")
-    discard_prestarted(run_id)  # a child that was started for a step not needed after all
-    seconds = time.monotonic() - t0
-    msg = f"fastdup analysed {n_valid} images"
-    if n_cached:
-        msg += f" ({n_new} new vectors, the others from the cache)"
-    return FastdupResult("ran", str(graph), n_valid, msg, seconds, n_new)
-
-
-def build_graph(
-    home: Home, run_id: str, spec: FastdupSpec, cache: FeatureCache, graph: Path
-) -> int:
-    """The neighbour graph (`run_mode=2`) of every valid image of the run from the cached
-    vectors, in `graph`. Returns the number of vectors (below MIN_IMAGES: nothing was run)."""
-    images_file = home.table_file("images", run_id)
-    n_graph = cache.write_graph_input(images_file, home.run_dir(run_id) / "analysis", graph)
-    if n_graph < MIN_IMAGES:
+    list_path = run_dir / "fastdup_input.txt"
+    if n_valid == 0:
         discard_prestarted(run_id)
-        return n_graph
-    _run_child(home, run_id, spec, graph, 2, None, n_graph)
-    return n_graph
+        return FastdupResult("skipped", None, 0, "fastdup skipped: no valid image")
+    n_new = write_input_list(home, run_id, list_path, cache)
+    if n_new == 0:
+        discard_prestarted(run_id)
+        msg = f"fastdup: all {n_valid} valid images have cached vectors"
+        return FastdupResult("cached", None, n_valid, msg)
+    _run_child(home, run_id, spec, work, 1, list_path)
+    cache.store(work, home.table_file("images", run_id), run_id)
+    discard_prestarted(run_id)  # a child that was started for a step not needed after all
+    msg = f"fastdup extracted {n_new} vectors of {n_valid} valid images"
+    if n_cached:
+        msg += " (the others from the cache)"
+    return FastdupResult("ran", str(work), n_valid, msg, time.monotonic() - t0, n_new)
 
 
 def _run_child(
@@ -238,7 +198,6 @@ def _run_child(
     work: Path,
     run_mode: int,
     input_list: Path | None,
-    n: int,
     tag: str = "",
 ) -> None:
     """One fastdup run in a child process (prestarted if one waits), killed on timeout.
@@ -253,10 +212,6 @@ def _run_child(
                 "input_list": str(input_list or ""),
                 "work_dir": str(work),
                 "threads": spec.threads,
-                "threshold": spec.threshold,
-                "lower_threshold": spec.outlier_percentile,
-                "k": min(spec.k, max(n - 1, 1)),
-                "cc_threshold": spec.cc_threshold,
                 "run_mode": run_mode,
             }
         )
@@ -315,7 +270,7 @@ def plan_extraction(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     n_valid, _ = _count_valid(home, run_id, cache)
-    if n_valid < MIN_IMAGES:
+    if n_valid == 0:
         return n_valid, []
     whole = folder / "all.txt"
     per_shard = shard_size(write_input_list(home, run_id, whole, cache))
@@ -348,36 +303,13 @@ def extract_shard(home: Home, run_id: str, spec: FastdupSpec, shard: ExtractShar
     if work.exists():  # a retry starts clean: stale CSVs would be read back
         shutil.rmtree(work)
     tag = f"-shard{shard.index:05d}"
-    _run_child(home, run_id, spec, work, 1, Path(shard.list_path), shard.n, tag)
+    _run_child(home, run_id, spec, work, 1, Path(shard.list_path), tag)
     name = f"{run_id}-{shard.index:05d}"
     return cache.store(work, home.table_file("images", run_id), name)
 
 
-@task(name="fastdup graph", retries=1, retry_delay_seconds=5)
-def graph_task(
-    home_root: str, run_id: str, spec: FastdupSpec, cache_dir: str, n_valid: int, n_new: int,
-    n_shards: int,
-) -> FastdupResult:  # fmt: skip
-    """The one neighbour-graph step over all vectors, after the shards stored theirs."""
-    home = Home(Path(home_root))
-    graph = home.run_dir(run_id) / "fastdup" / "graph"
-    if graph.exists():
-        shutil.rmtree(graph)
-    t0 = time.monotonic()
-    n_graph = build_graph(home, run_id, spec, FeatureCache(Path(cache_dir)), graph)
-    if n_graph < MIN_IMAGES:
-        return FastdupResult("skipped", None, n_graph, f"fastdup skipped: {n_graph} vectors")
-    msg = (
-        f"fastdup analysed {n_valid} images ({n_new} new vectors in {n_shards} shard(s), "
-        "then one neighbour graph)"
-    )
-    return FastdupResult("ran", str(graph), n_valid, msg, time.monotonic() - t0, n_new)
-
-
 @task(name="fastdup", retries=1, retry_delay_seconds=5)
-def fastdup_task(
-    home_root: str, run_id: str, spec: FastdupSpec, cache_dir: str | None = None
-) -> FastdupResult:
-    """Run fastdup (a crash or hang is retried once in a fresh child and work dir)."""
-    cache = FeatureCache(Path(cache_dir)) if cache_dir else None
-    return run_fastdup(Home(Path(home_root)), run_id, spec, cache)
+def fastdup_task(home_root: str, run_id: str, spec: FastdupSpec, cache_dir: str) -> FastdupResult:
+    """fastdup's vectors of new content (a crash or hang is retried once in a fresh child and
+    work dir)."""
+    return run_fastdup(Home(Path(home_root)), run_id, spec, FeatureCache(Path(cache_dir)))

@@ -224,22 +224,24 @@ def test_fastdup_crashing_twice_fails_the_run_clearly(
 def test_fastdup_hang_is_killed_at_the_timeout(collection: Path, tmp_path: Path) -> None:
     """A real fastdup child that does not finish in time is SIGKILLed with its group and
     reported with the log's path; nothing of it keeps running."""
+    from photo_curate.features import FeatureCache
     from photo_curate.inspect_image import InspectOptions
     from tasks.fastdup_run import FastdupFailed, FastdupSpec, run_fastdup
     from tasks.ingest import scan
     from tasks.inspect import inspect_all
 
     home = Home(tmp_path / "home").ensure()
+    cache = FeatureCache(tmp_path / "features")
     ing = scan(collection, home, "r1")
     assert ing.n_images > 50
     inspect_all(collection, home, "r1", 1, InspectOptions())
-    spec = FastdupSpec(threads=2, k=5, threshold=0.7, outlier_percentile=0.05, timeout_seconds=1)
+    spec = FastdupSpec(threads=2, timeout_seconds=1)
     t0 = time.monotonic()
     with pytest.raises(FastdupFailed, match=r"did not finish within 1 s and was killed \(log: "):
-        run_fastdup(home, "r1", spec)
+        run_fastdup(home, "r1", spec, cache)
     assert time.monotonic() - t0 < 30
     assert not list(_fastdup_children(home.run_dir("r1")))
-    ok = run_fastdup(home, "r1", FastdupSpec(2, 5, 0.7, 0.05, 600))  # a fresh work dir works
+    ok = run_fastdup(home, "r1", FastdupSpec(2, 600), cache)  # a fresh work dir works
     assert ok.status == "ran" and ok.n_input > 50
 
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from photo_curate import db
 from photo_curate.features import DIM, FeatureCache
 from photo_curate.home import Home
 from photo_curate.tableio import RowWriter
+from photo_curate.vectors import contents_sql, write_vectors
 
 
 def _images_table(home: Home, run_id: str, rows: list[tuple[str, str, bool, int | None]]) -> Path:
@@ -20,16 +22,17 @@ def _images_table(home: Home, run_id: str, rows: list[tuple[str, str, bool, int 
     return home.table_file("images", run_id)
 
 
-def test_feature_cache_keeps_one_vector_per_content_and_writes_fastdup_files(tmp_path):
-    """fastdup's feature files in its row order -> cache by sha256 -> graph input by path."""
+def test_feature_cache_keeps_one_vector_per_content_and_the_vector_file_one_row(tmp_path):
+    """fastdup's feature files in its row order -> cache by sha256 -> the run's vector file:
+    one normalised row per content, in sha256 order."""
     home = Home(tmp_path / "home")
     cache = FeatureCache(tmp_path / "cache")
     images = _images_table(
         home, "r1",
-        [("a.jpg", "sa", True, 0), ("b.jpg", "sb", True, 1), ("c.jpg", "sa", True, 2),
+        [("a.jpg", "sb", True, 0), ("b.jpg", "sa", True, 1), ("c.jpg", "sb", True, 2),
          ("d.jpg", "sd", False, None)],
     )  # fmt: skip
-    vec = {i: np.full(DIM, i + 0.5, dtype="<f4") for i in range(3)}
+    vec = {i: np.arange(DIM, dtype="<f4") * (i + 1) + i for i in range(3)}
     work = tmp_path / "fd"
     work.mkdir()
     order = [2, 0, 1]  # fastdup's rows are not in input order
@@ -40,11 +43,14 @@ def test_feature_cache_keeps_one_vector_per_content_and_writes_fastdup_files(tmp
     assert cache.store(work, images, "r1") == 2  # a.jpg and c.jpg share one content
     assert cache.store(work, images, "r2") == 0  # nothing new the second time
 
-    out = tmp_path / "graph"
-    assert cache.write_graph_input(images, tmp_path / "ana", out) == 3
-    names = (out / "atrain_features.dat.csv").read_text().splitlines()
-    assert names == ["index,filename"] + [f"{k},{tmp_path / 'ana'}/{k:08d}.jpg" for k in range(3)]
-    got = np.fromfile(out / "atrain_features.dat", dtype="<f4").reshape(-1, DIM)
-    assert np.array_equal(got[1], vec[1])
-    assert np.array_equal(got[0], got[2])  # the same content, the same vector
-    assert got[0][0] in (vec[0][0], vec[2][0])
+    con = db.connect(home)
+    con.execute(f"CREATE TABLE contents AS {contents_sql(images, cache)}")
+    assert con.execute("SELECT row, sha256 FROM contents ORDER BY row").fetchall() == [
+        (0, "sa"), (1, "sb")
+    ]  # fmt: skip
+    vf = write_vectors(con, "contents", cache, tmp_path / "v.f32")
+    assert (tmp_path / "v.f32").stat().st_size == 2 * DIM * 4
+    got = vf.block(0, 2)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-6)
+    assert np.allclose(got[0], vec[1] / np.linalg.norm(vec[1]), atol=1e-6)  # b.jpg: "sa"
+    assert np.array_equal(vf.take(np.array([1, 0, 1])), got[[1, 0, 1]])
