@@ -4,11 +4,12 @@ A content's list holds its `k_store` nearest other contents (k for the pairs, th
 for when contents go away), ordered by similarity, then by row (= sha256 order, see
 vectors.py). How a list is made:
 
-1. Candidates by float32 inner product with faiss: exact search (`faiss.knn`, query blocks
-   against memory-mapped blocks of all vectors) up to `exact_max` contents; beyond, an HNSW
-   index built single-threaded in row order (faiss' multi-threaded build inserts in whatever
-   order its threads run) with fixed parameters and level seed, searched with any number of
-   threads (each query's walk is sequential).
+1. Candidates: by float32 inner product with faiss' exact search (`faiss.knn`, query blocks
+   against memory-mapped blocks of all vectors) up to `exact_max` contents; beyond, from an
+   HNSW index of the vectors projected on their first `hnsw_dim` principal axes (a quarter of
+   the memory and of the time per distance), built single-threaded in row order (faiss'
+   multi-threaded build inserts in whatever order its threads run) with fixed parameters and
+   level seed, and searched with any number of threads (each query's walk is sequential).
 2. `k_store + MARGIN` candidates are rescored in float64 with numpy's own loops (no BLAS, so no
    thread count or summation order enters) and rounded to PRECISION decimals; the list is the
    first `k_store` by (similarity descending, row ascending).
@@ -18,7 +19,7 @@ vectors.py). How a list is made:
 
 So the same vectors give the same lists on any run and any thread count (exactly, for exact
 search; for the HNSW index, the same index and the same queries give the same candidates).
-Incremental updates (update()) keep every list equal to the exact top of its length.
+Incremental updates (enter(), tasks/neighbours.py) keep every list the exact top of its length.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass
 
 import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from photo_curate.features import DIM
 from photo_curate.vectors import VectorFile
@@ -40,6 +42,7 @@ EPS = 1e-4  # bound on |float32 inner product - exact| for unit vectors of DIM f
 QUERY_BLOCK = 4096
 DB_BLOCK = 65536
 RESCORE_CHUNK = 256
+PCA_SAMPLE = 32768  # rows the principal axes are computed from
 _EMPTY = np.iinfo(np.int64).max
 _ROW_MASK = (1 << 32) - 1
 
@@ -51,8 +54,9 @@ class GraphSpec:
     k: int = 10
     extra: int = 10
     exact_max: int = 50_000
+    hnsw_dim: int = 128
     hnsw_m: int = 32
-    hnsw_ef_construction: int = 80
+    hnsw_ef_construction: int = 64
     hnsw_ef_search: int = 96
 
     @property
@@ -233,27 +237,52 @@ def full_build(vf: VectorFile, spec: GraphSpec) -> Iterator[Lists]:
         for s in range(0, vf.n, QUERY_BLOCK):
             yield exact_lists(vf, np.arange(s, min(s + QUERY_BLOCK, vf.n)), spec.k_store)
         return
-    index = hnsw_index(vf, spec)
+    index, project = hnsw_index(vf, spec)
     for s in range(0, vf.n, QUERY_BLOCK):
         rows = np.arange(s, min(s + QUERY_BLOCK, vf.n))
-        _, cand = index.search(vf.block(s, s + QUERY_BLOCK), spec.k_store + MARGIN + 1)
+        _, cand = index.search(project(vf.block(s, s + QUERY_BLOCK)), spec.k_store + MARGIN + 1)
         yield finalize(vf, rows, cand.astype(np.int64), spec.k_store)
 
 
-def hnsw_index(vf: VectorFile, spec: GraphSpec) -> faiss.IndexHNSWFlat:
-    """An HNSW index of every row, added in row order by one thread: the same vectors give
-    the same graph (its level draws come from a fixed seed)."""
-    index = faiss.IndexHNSWFlat(DIM, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+class Projection:
+    """The first principal axes of the vectors (PCA), computed on one thread in float64 from
+    a fixed sample of rows: the same vectors give the same axes."""
+
+    def __init__(self, vf: VectorFile, dim: int):
+        rows = np.arange(0, vf.n, max(1, vf.n // PCA_SAMPLE))[:PCA_SAMPLE]
+        total = np.zeros(DIM)
+        outer = np.zeros((DIM, DIM))
+        with threadpool_limits(limits=1):
+            for s in range(0, len(rows), RESCORE_CHUNK * 16):
+                x = vf.take(rows[s : s + RESCORE_CHUNK * 16]).astype(np.float64)
+                total += x.sum(axis=0)
+                outer += x.T @ x
+            mean = total / len(rows)
+            _, axes = np.linalg.eigh(outer / len(rows) - np.outer(mean, mean))
+        self.mean = mean.astype(np.float32)
+        self.axes = np.ascontiguousarray(axes[:, ::-1][:, :dim], dtype=np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with threadpool_limits(limits=1):
+            return np.ascontiguousarray((x - self.mean) @ self.axes, dtype=np.float32)
+
+
+def hnsw_index(vf: VectorFile, spec: GraphSpec) -> tuple[faiss.IndexHNSWFlat, Projection]:
+    """An HNSW index of every row's projection on its first `hnsw_dim` principal axes (L2:
+    for unit vectors the order of inner products), added in row order by one thread: the
+    same vectors give the same graph (its level draws come from a fixed seed)."""
+    project = Projection(vf, spec.hnsw_dim)
+    index = faiss.IndexHNSWFlat(spec.hnsw_dim, spec.hnsw_m)
     index.hnsw.efConstruction = spec.hnsw_ef_construction
     index.hnsw.efSearch = spec.hnsw_ef_search
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
         for _, xb in vf.blocks(DB_BLOCK):
-            index.add(xb)
+            index.add(project(xb))
     finally:
         faiss.omp_set_num_threads(before)
-    return index
+    return index, project
 
 
 # -- incremental updates --------------------------------------------------------------------------
