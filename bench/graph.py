@@ -105,10 +105,10 @@ def _fastdup_input(vset: Path, work: Path) -> int:
     """fastdup's feature files (`atrain_features.dat` + `.csv`) of the set's raw vectors."""
     work.mkdir(parents=True)
     con = duckdb.connect()
-    reader = con.execute(
+    reader = con.sql(
         "SELECT feature FROM read_parquet($g) ORDER BY sha256",
-        {"g": str(vset / "features" / "*.parquet")},
-    ).fetch_record_batch(65536)
+        params={"g": str(vset / "features" / "*.parquet")},
+    ).to_arrow_reader(65536)
     n = 0
     with open(work / FEATURES_DAT, "wb") as dat, open(work / FEATURES_CSV, "w") as csv:
         csv.write("index,filename\n")

@@ -42,6 +42,7 @@ EPS = 1e-4  # bound on |float32 inner product - exact| for unit vectors of DIM f
 QUERY_BLOCK = 4096
 DB_BLOCK = 65536
 RESCORE_CHUNK = 256
+SMALL_QUERIES = 1024  # fewer queries than this are searched with numpy (see _knn)
 PCA_SAMPLE = 32768  # rows the principal axes are computed from
 _EMPTY = np.iinfo(np.int64).max
 _ROW_MASK = (1 << 32) - 1
@@ -145,6 +146,28 @@ def finalize(vf: VectorFile, rows: np.ndarray, cand: np.ndarray, width: int) -> 
     return order(rows, cand, rescore(vf, rows, cand), width)
 
 
+def shortlist(rows: np.ndarray, cand: np.ndarray, scores: np.ndarray, width: int) -> np.ndarray:
+    """The candidates worth rescoring: the `width` best by float32 score and those within
+    2 EPS of the last of them (no other can reach the exact top `width`). -1: none."""
+    scores = np.where((cand == rows[:, None]) | (cand < 0), -np.inf, scores)
+    by_score = np.argsort(-scores, axis=1, kind="stable")
+    scores = np.take_along_axis(scores, by_score, 1)
+    cand = np.take_along_axis(cand, by_score, 1)
+    if scores.shape[1] <= width:
+        return np.where(np.isfinite(scores), cand, -1)
+    floor = scores[:, width - 1] - 2 * EPS
+    keep = np.isfinite(scores) & (scores >= floor[:, None])
+    cut = max(width, int(keep.sum(axis=1).max()))
+    return np.where(keep, cand, -1)[:, :cut]
+
+
+def compact(cand: np.ndarray) -> np.ndarray:
+    """Valid entries (>= 0) first in each row, the columns no row uses dropped."""
+    cand = np.take_along_axis(cand, np.argsort(cand < 0, axis=1, kind="stable"), 1)
+    used = int((cand >= 0).sum(axis=1).max()) if cand.size else 0
+    return cand[:, :used]
+
+
 def merge(a: Lists, b_nbr: np.ndarray, b_sim: np.ndarray, width: int) -> Lists:
     """`a`'s lists with more exact entries per row, re-ordered and cut to `width`."""
     keys = np.concatenate([_keys(a.nbr, a.sim), _keys(b_nbr, b_sim)], axis=1)
@@ -156,9 +179,19 @@ def merge(a: Lists, b_nbr: np.ndarray, b_sim: np.ndarray, width: int) -> Lists:
 
 
 def _knn(xq: np.ndarray, xb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best rows of xb by inner product for each query: faiss for many queries; for a
+    few (faiss then runs on one core) a BLAS product and numpy's selection."""
     k = min(k, len(xb))
-    scores, idx = faiss.knn(xq, xb, k, metric=faiss.METRIC_INNER_PRODUCT)
-    return scores, idx.astype(np.int64)
+    if len(xq) >= SMALL_QUERIES:
+        scores, idx = faiss.knn(xq, xb, k, metric=faiss.METRIC_INNER_PRODUCT)
+        return scores, idx.astype(np.int64)
+    dots = xq @ xb.T
+    idx = (
+        np.argpartition(-dots, k - 1, axis=1)[:, :k]
+        if k < len(xb)
+        else np.tile(np.arange(len(xb)), (len(xq), 1))
+    )
+    return np.take_along_axis(dots, idx, 1), idx.astype(np.int64)
 
 
 def _keep_best(scores: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +255,7 @@ def exact_lists(vf: VectorFile, rows: np.ndarray, width: int) -> Lists:
     xq = vf.take(rows)
     want = width + MARGIN + 1  # +1: the row itself
     scores, cand = exact_candidates(vf, xq, want)
-    lists = finalize(vf, rows, cand, width)
+    lists = finalize(vf, rows, shortlist(rows, cand, scores, width), width)
     truncated = np.full(len(rows), vf.n > want)
     worst = scores.min(axis=1) if scores.shape[1] else np.full(len(rows), -np.inf)
     return settle(vf, lists, worst, truncated, width)
@@ -240,8 +273,9 @@ def full_build(vf: VectorFile, spec: GraphSpec) -> Iterator[Lists]:
     index, project = hnsw_index(vf, spec)
     for s in range(0, vf.n, QUERY_BLOCK):
         rows = np.arange(s, min(s + QUERY_BLOCK, vf.n))
-        _, cand = index.search(project(vf.block(s, s + QUERY_BLOCK)), spec.k_store + MARGIN + 1)
-        yield finalize(vf, rows, cand.astype(np.int64), spec.k_store)
+        dist, cand = index.search(project(vf.block(s, s + QUERY_BLOCK)), spec.k_store + MARGIN + 1)
+        short = shortlist(rows, cand.astype(np.int64), -dist, spec.k_store + MARGIN // 2)
+        yield finalize(vf, rows, short, spec.k_store)
 
 
 class Projection:
@@ -299,23 +333,26 @@ def enter(vf: VectorFile, lists: Lists, added: np.ndarray, width: int) -> Lists:
     xq = vf.take(lists.rows)
     scores, cand = exact_candidates(vf, xq, width + MARGIN, db_rows=added)
     n_len = lists.lengths()
-    last_i = np.maximum(n_len - 1, 0)
-    last_sim = lists.sim[np.arange(len(n_len)), last_i] / SCALE
-    last_sim = np.where(n_len > 0, last_sim, -np.inf)
-    cand = np.where(scores >= (last_sim - EPS)[:, None], cand, -1)
-    exact = rescore(vf, lists.rows, cand)
-    last_key = _keys(
-        lists.nbr[np.arange(len(n_len)), last_i][:, None],
-        lists.sim[np.arange(len(n_len)), last_i][:, None],
-    )
-    beats = _keys(cand, exact) < np.where(n_len > 0, last_key[:, 0], _EMPTY)[:, None]
-    cand = np.where(beats, cand, -1)
-    # as many as may enter: the list's own length plus what beat its last entry, up to width
-    grown = np.minimum(n_len + beats.sum(axis=1), width)
-    merged = merge(lists, cand, exact, width)
+    at = np.arange(len(n_len)), np.maximum(n_len - 1, 0)
+    last_key = _keys(lists.nbr[at], lists.sim[at])  # EMPTY for an empty list
+    floor = np.where(n_len > 0, lists.sim[at] / SCALE - EPS, -np.inf)
+    passing = scores >= floor[:, None]
+    hit = np.flatnonzero(passing.any(axis=1))  # only these lists can change
+    if len(hit) == 0:
+        return lists
+    sub = Lists(lists.rows[hit], lists.nbr[hit], lists.sim[hit])
+    short = compact(np.where(passing[hit], cand[hit], -1))
+    exact = rescore(vf, sub.rows, short)
+    beats = (short >= 0) & (_keys(short, exact) < last_key[hit][:, None])
+    short = np.where(beats, short, -1)
+    grown = np.minimum(n_len[hit] + beats.sum(axis=1), width)  # its length + what entered
+    merged = merge(sub, short, exact, width)
     keep = np.arange(width)[None, :] < grown[:, None]
     merged.nbr = np.where(keep, merged.nbr, -1)
     merged.sim = np.where(keep, merged.sim, 0)
-    # all candidates beat the last entry and there may be more among the added rows
-    truncated = np.full(len(n_len), len(added) > width + MARGIN)
-    return settle(vf, merged, scores.min(axis=1), truncated & beats.all(axis=1), width)
+    # every candidate entered and the added rows held more: a closer one may have been cut
+    more = (beats.sum(axis=1) == scores.shape[1]) & (len(added) > scores.shape[1])
+    merged = settle(vf, merged, scores[hit].min(axis=1), more, width)
+    out = Lists(lists.rows, lists.nbr.copy(), lists.sim.copy())
+    out.nbr[hit], out.sim[hit] = merged.nbr, merged.sim
+    return out

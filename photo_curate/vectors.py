@@ -111,8 +111,7 @@ def write_vectors(
             col = col.combine_chunks()
         feats = col.flatten().to_numpy(zero_copy_only=False).reshape(len(rows), DIM)
         mm = np.memmap(out, dtype="<f4", mode="r+", shape=(n, DIM))
-        mm[rows] = normalise(feats)
-        mm.flush()
+        mm[rows] = normalise(feats)  # no msync: this process reads it back from the cache
         del mm
         written += len(rows)
     if written != n:
