@@ -98,7 +98,7 @@ def build_catalog(root: Path, n: int) -> tuple[Path, Path]:
             SELECT a.path AS path_a, b.path AS path_b,
                    CASE WHEN a.i // 5 % 3 = 0 AND b.i = a.i + 1 THEN 0.95 + 0.05 * {_u("a.i", "s1")}
                         ELSE 0.80 + 0.09 * {_u("a.i * 7 + b.i", "s2")} END AS similarity
-            FROM valid a JOIN valid b ON b.i > a.i AND b.i < (a.i // 5 + 1) * 5),
+            FROM valid a JOIN valid b ON b.i // 5 = a.i // 5 AND b.i > a.i),
         weak AS (
             SELECT v.path AS path_a, w.path AS path_b, 0.70 + 0.10 * {_u("v.i * 3 + k", "s3")}
                    AS similarity

@@ -167,8 +167,8 @@ def recall_at_10(home: Path, run_id: str, n_queries: int) -> float:
 
 
 def one_size(n: int, args: argparse.Namespace, work: Path) -> dict:
-    base, extra = vectors(n, real_max=args.real_max), vectors(max(1, n // 100), seed=1,
-                                                             real_max=args.real_max)  # fmt: skip
+    real_max = args.real_max if n <= args.real_max else 0  # the night's vectors: the same kind
+    base, extra = vectors(n, real_max=real_max), vectors(max(1, n // 100), 1, real_max)
     kind = "real" if n <= args.real_max else "synthetic"
     row: dict = {"vectors": n, "kind": kind}
     home = work / f"home-{n}"

@@ -6,7 +6,10 @@
   mixtures of two real vectors (so the directions and the spread of similarities are those of
   real photos), members are a centre plus Gaussian noise of a per-cluster scale (cosine to the
   centre about 0.70 to 0.99: bursts and near copies to loose scenes), one cluster per ten
-  vectors on average.
+  vectors on average. Half of the noise's energy is shaped like the real vectors' covariance
+  and half is isotropic: on the 20,000 real vectors, half of the energy of the difference
+  between an image and its ten nearest lies on the first 128 principal axes (median 0.50),
+  where isotropic noise alone would put 22 %.
 
 Each is a folder holding `features/*.parquet` (sha256, feature: what HOME/cache/features/<key>
 holds) and `images.parquet` (an `images` table naming one valid file per vector), built in a
@@ -37,9 +40,12 @@ VECTORS = CACHE / "vectors"
 _BATCH = 65536
 
 
+SCHEMA = pa.schema([("sha256", pa.string()), ("feature", pa.list_(pa.float32(), DIM))])
+
+
 def _feature_table(shas: list[str], feats: np.ndarray) -> pa.Table:
     column = pa.FixedSizeListArray.from_arrays(pa.array(feats.astype("<f4").ravel()), DIM)
-    return pa.table({"sha256": shas, "feature": column})
+    return pa.Table.from_arrays([pa.array(shas, pa.string()), column], schema=SCHEMA)
 
 
 def _write_images(folder: Path) -> int:
@@ -112,6 +118,7 @@ def real_vectors(n: int, seed: int = 0, threads: int = 8) -> Path:
 def _real_pool() -> np.ndarray:
     """Unit vectors of the largest real set at hand (the mixtures' ingredients)."""
     sets = sorted(VECTORS.glob("real-*-seed0"), key=lambda p: int(p.name.split("-")[1]))
+    sets = [s for s in sets if _done(s, json.loads((s / "params.json").read_text()))]
     if not sets:
         sets = [real_vectors(2000)]
     table = pq.read_table(sets[-1] / "features" / "real.parquet")
@@ -122,11 +129,13 @@ def _real_pool() -> np.ndarray:
 
 def synthetic_vectors(n: int, seed: int = 0) -> Path:
     """n clustered vectors (see the module docstring), generated in batches, cached."""
-    params = {"kind": "synthetic", "n": n, "seed": seed, "v": 1}
+    params = {"kind": "synthetic", "n": n, "seed": seed, "v": 2}
     final = VECTORS / f"synthetic-{n}-seed{seed}"
     if _done(final, params):
         return final
     pool = _real_pool()
+    w, v = np.linalg.eigh(np.cov(pool.T))
+    shape = (v * np.sqrt(np.clip(w, 0, None) / w.clip(0).sum() * DIM)) @ v.T  # E|z A|^2 = DIM
     stage = final.with_name(final.name + ".building")
     shutil.rmtree(stage, ignore_errors=True)
     (stage / "features").mkdir(parents=True)
@@ -136,14 +145,14 @@ def synthetic_vectors(n: int, seed: int = 0) -> Path:
     b = rng.integers(0, len(pool), n_clusters)
     w = rng.uniform(0.0, 1.0, n_clusters)
     noise = rng.uniform(0.004, 0.04, n_clusters)  # cosine to the centre ~0.99 to ~0.70
-    writer = pq.ParquetWriter(stage / "features" / "synthetic.parquet",
-                              _feature_table([], np.empty((0, DIM))).schema)  # fmt: skip
+    writer = pq.ParquetWriter(stage / "features" / "synthetic.parquet", SCHEMA)
     for start in range(0, n, _BATCH):
         m = min(_BATCH, n - start)
         c = rng.integers(0, n_clusters, m)
         centre = pool[a[c]] * (1 - w[c, None]) + pool[b[c]] * w[c, None]
         centre /= np.linalg.norm(centre, axis=1, keepdims=True)
-        x = centre + rng.standard_normal((m, DIM)) * noise[c, None]
+        iso, cov = rng.standard_normal((m, DIM)), rng.standard_normal((m, DIM)) @ shape
+        x = centre + (iso + cov) * np.sqrt(0.5) * noise[c, None]
         shas = [hashlib.sha256(f"synthetic-{seed}-{start + i}".encode()).hexdigest()
                 for i in range(m)]  # fmt: skip
         writer.write_table(_feature_table(shas, x * 20.0))  # fastdup's vectors are ~20 long

@@ -38,7 +38,9 @@ GRAPH_VERSION = 1  # bump when a list could come out different for the same vect
 PRECISION = 6  # decimals of a stored similarity
 SCALE = 10**PRECISION
 MARGIN = 16  # candidates beyond k_store taken by float32 score before rescoring
-EPS = 1e-4  # bound on |float32 inner product - exact| for unit vectors of DIM floats
+# |float32 inner product - exact| of two unit vectors of DIM floats is at most DIM * 2**-24
+# (3.4e-5, summed in any order), plus half a unit of PRECISION for the rounding
+EPS = 3.5e-5
 QUERY_BLOCK = 4096
 DB_BLOCK = 65536
 RESCORE_CHUNK = 256
@@ -58,7 +60,7 @@ class GraphSpec:
     hnsw_dim: int = 128
     hnsw_m: int = 32
     hnsw_ef_construction: int = 64
-    hnsw_ef_search: int = 96
+    hnsw_ef_search: int = 64
 
     @property
     def k_store(self) -> int:
@@ -225,12 +227,26 @@ def exact_candidates(
     return best_s, best_i
 
 
-def _scan(vf: VectorFile, row: int, floor: float, width: int) -> Lists:
-    """One row's list from every row whose float32 score reaches `floor` (no truncation)."""
-    q = vf.block(row, row + 1)[0]
-    found = [start + np.flatnonzero(xb @ q >= floor) for start, xb in vf.blocks(DB_BLOCK)]
-    cand = np.concatenate(found)[None, :]
-    return finalize(vf, np.array([row]), cand, width)
+def _scan(vf: VectorFile, rows: np.ndarray, floors: np.ndarray, width: int) -> Lists:
+    """The lists of `rows` from every row whose float32 score reaches the row's floor (no
+    candidate set to miss one): one pass over all vectors for all of them."""
+    found_q, found_c = [], []
+    xq = vf.take(rows)
+    for start, xb in vf.blocks(DB_BLOCK):
+        for s in range(0, len(rows), SMALL_QUERIES):
+            q_i, c_i = np.nonzero(
+                xq[s : s + SMALL_QUERIES] @ xb.T >= floors[s : s + SMALL_QUERIES, None]
+            )
+            found_q.append(q_i + s)
+            found_c.append(c_i + start)
+    q_all, c_all = np.concatenate(found_q), np.concatenate(found_c)
+    counts = np.bincount(q_all, minlength=len(rows))
+    cand = np.full((len(rows), max(1, int(counts.max()))), -1, dtype=np.int64)
+    by_q = np.argsort(q_all, kind="stable")
+    q_sorted = q_all[by_q]
+    slot = np.arange(len(q_sorted)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[q_sorted]
+    cand[q_sorted, slot] = c_all[by_q]
+    return finalize(vf, rows, cand, width)
 
 
 def settle(
@@ -238,13 +254,13 @@ def settle(
 ) -> Lists:
     """Rows whose candidate set may have missed a member (its float32 cut-off `worst` is
     within EPS of the list's last similarity) are scanned against every vector."""
-    last = np.where(lists.nbr[:, -1] >= 0, lists.sim[:, -1], -SCALE) / SCALE
+    full = lists.nbr[:, -1] >= 0
+    last = np.where(full, lists.sim[:, -1], -SCALE) / SCALE
     doubtful = np.flatnonzero(truncated & (worst >= last - EPS))
-    for i in doubtful:
-        row = int(lists.rows[i])
-        floor = float(last[i] - EPS) if lists.nbr[i, -1] >= 0 else -np.inf
-        one = _scan(vf, row, floor, width)
-        lists.nbr[i], lists.sim[i] = one.nbr[0], one.sim[0]
+    if len(doubtful):
+        floors = np.where(full[doubtful], last[doubtful] - EPS, -np.inf).astype(np.float32)
+        found = _scan(vf, lists.rows[doubtful], floors, width)
+        lists.nbr[doubtful], lists.sim[doubtful] = found.nbr, found.sim
     return lists
 
 

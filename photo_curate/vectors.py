@@ -54,11 +54,11 @@ class VectorFile:
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
             return np.empty((0, DIM), dtype=np.float32)
-        lo, hi = int(rows.min()), int(rows.max()) + 1
-        mm = self._map(lo, hi)
-        out = np.asarray(mm[rows - lo], dtype=np.float32)
+        uniq, back = np.unique(rows, return_inverse=True)  # in file order: read-ahead helps
+        mm = self._map(int(uniq[0]), int(uniq[-1]) + 1)
+        out = np.asarray(mm[uniq - uniq[0]], dtype=np.float32)
         del mm
-        return out
+        return out[back.reshape(-1)]
 
     def blocks(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n, size):

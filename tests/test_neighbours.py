@@ -273,3 +273,18 @@ def test_connections_are_bounded_and_spill_inside_home(tmp_path, monkeypatch):
         "ORDER BY s DESC)"
     ).fetchall()[0][0]
     assert n == 3_000_000
+
+
+def test_more_ties_than_candidates_are_settled_by_hash(real_vectors, tmp_path, small_blocks):
+    """60 contents with one vector: every candidate set of theirs is all ties, so each row is
+    scanned against every vector and its list is the first 20 others by hash."""
+    original, one = next(iter(real_vectors.items()))
+    same = {hashlib.sha256(f"same {i}".encode()).hexdigest(): one for i in range(60)}
+    vectors = {**real_vectors, **same}
+    home, cache = _setup(tmp_path, vectors)
+    _images(home, "r", sorted(vectors))
+    build_neighbours(home, "r", cache, SPEC, "src", None)
+    got = _lists(home, "r")
+    assert got == _brute_force(vectors, sorted(vectors), SPEC.k_store)
+    tied = sorted({*same, original})
+    assert [n for n, _ in got[tied[0]]] == tied[1:21]
