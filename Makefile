@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint format bench bench-peers bench-floor bench-growth screenshots clean prefect-server prefect-deploy prefect-worker
+.PHONY: demo test lint format bench bench-peers bench-floor bench-growth bench-graph bench-catalog screenshots clean prefect-server prefect-deploy prefect-worker
 
 # A local Prefect server on loopback only, its state in .prefect/, telemetry and analytics off.
 PREFECT_PORT ?= 4200
@@ -51,6 +51,14 @@ bench-floor: $(TEST_STAMP)
 
 bench-growth: $(TEST_STAMP)
 	$(BIN)/python -m bench.growth
+
+# the neighbour search alone at 20k, 100k and 1M vectors against fastdup's graph step
+bench-graph: $(TEST_STAMP)
+	$(BIN)/python -m bench.graph
+
+# findings, validation and report on a synthetic 1M-image catalog, with peak memory
+bench-catalog: $(TEST_STAMP)
+	$(BIN)/python -m bench.catalog
 
 # the report and the Prefect UI in headless Chromium (Debian's chromium), kept in bench/screenshots
 screenshots: $(TEST_STAMP)

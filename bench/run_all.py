@@ -13,7 +13,7 @@ import argparse
 import subprocess
 import sys
 
-BENCHMARKS = ("quality", "speed", "apply_speed", "peers", "floor", "growth")
+BENCHMARKS = ("quality", "speed", "apply_speed", "peers", "floor", "growth", "graph", "catalog")
 
 
 def main() -> None:
