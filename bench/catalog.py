@@ -102,7 +102,7 @@ def build_catalog(root: Path, n: int) -> tuple[Path, Path]:
         weak AS (
             SELECT v.path AS path_a, w.path AS path_b, 0.70 + 0.10 * {_u("v.i * 3 + k", "s3")}
                    AS similarity
-            FROM valid v, range(2) r(k)
+            FROM valid v CROSS JOIN range(2) r(k)
             JOIN valid w ON w.i = (v.i * 7919 + k * 104729 + 13) % $n)
         SELECT $run AS run_id, least(path_a, path_b) AS path_a, greatest(path_a, path_b) AS path_b,
                max(similarity) AS similarity
