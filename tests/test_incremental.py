@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from PIL import Image, ImageOps
 
+from photo_curate.graph_state import CONTENTS, LISTS, state_dir
 from photo_curate.home import Home
 from photo_curate.runs import read_run
 
@@ -27,6 +28,25 @@ def _rows(home: Path, table: str, run_id: str) -> list[tuple]:
     finally:
         con.close()
     return sorted(rows, key=repr)
+
+
+def _nearest_files(home: Path, run_id: str, path: str) -> set[str]:
+    """The files of the content nearest to `path`'s (the first entry of its list)."""
+    folder = state_dir(Home(home), run_id)
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            """SELECT f.path FROM read_parquet($l) l
+               JOIN read_parquet($c) c USING (row)
+               JOIN read_parquet($i) i ON i.sha256 = c.sha256 AND i.path = $p
+               JOIN read_parquet($c) nc ON nc.row = l.neighbours[1]
+               JOIN read_parquet($i) f ON f.sha256 = nc.sha256""",
+            {"l": str(folder / LISTS), "c": str(folder / CONTENTS), "p": path,
+             "i": str(Home(home).table_file("images", run_id))},
+        ).fetchall()  # fmt: skip
+    finally:
+        con.close()
+    return {r[0] for r in rows}
 
 
 def _grow(collection: Path) -> dict[str, str]:
@@ -73,6 +93,15 @@ def test_incremental_run_finds_what_a_full_run_finds(run_flow, collection: Path,
     assert full["incremental"]["n_inspected"] == n_first + len(touched) - 1
     for table in COMPARED:
         assert _rows(home, table, inc["run_id"]) == _rows(full_home, table, full["run_id"]), table
+    # outliers are absolute: a file's row moves only where a touched file is (or was) its nearest
+    before, after = (
+        {r[0]: r for r in _rows(home, "outliers", run)} for run in (first["run_id"], inc["run_id"])
+    )
+    for path in set(before) | set(after):
+        if before.get(path) != after.get(path) and path not in touched:
+            nearest = {r[2] for r in (before.get(path), after.get(path)) if r}
+            nearest |= _nearest_files(home, inc["run_id"], path)
+            assert nearest & set(touched), path
     # the changed file was read again: its row has the new content's hash
     con = duckdb.connect()
     rows = dict(
