@@ -110,9 +110,9 @@ def rescore(vf: VectorFile, q_rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
     q_all = vf.take(q_rows)
     for s in range(0, len(q_rows), RESCORE_CHUNK):
         c = cand[s : s + RESCORE_CHUNK]
-        q = q_all[s : s + RESCORE_CHUNK].astype(np.float64)
-        vec = vf.take(np.where(c >= 0, c, 0).ravel()).astype(np.float64)
-        dots = np.einsum("qd,qwd->qw", q, vec.reshape(*c.shape, DIM))
+        vec = vf.take(np.where(c >= 0, c, 0).ravel()).reshape(*c.shape, DIM)
+        # products and sums in float64 (numpy's own loop, not BLAS)
+        dots = np.einsum("qd,qwd->qw", q_all[s : s + RESCORE_CHUNK], vec, dtype=np.float64)
         out[s : s + RESCORE_CHUNK] = np.rint(dots * SCALE).astype(np.int64)
     return out
 
@@ -283,8 +283,7 @@ def exact_lists(vf: VectorFile, rows: np.ndarray, width: int) -> Lists:
 def full_build(vf: VectorFile, spec: GraphSpec) -> Iterator[Lists]:
     """Every row's list, in row order, block by block."""
     if spec.mode(vf.n) == "exact":
-        for s in range(0, vf.n, QUERY_BLOCK):
-            yield exact_lists(vf, np.arange(s, min(s + QUERY_BLOCK, vf.n)), spec.k_store)
+        yield from _exact_all(vf, spec.k_store)
         return
     index, project = hnsw_index(vf, spec)
     for s in range(0, vf.n, QUERY_BLOCK):
@@ -315,6 +314,30 @@ class Projection:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with threadpool_limits(limits=1):
             return np.ascontiguousarray((x - self.mean) @ self.axes, dtype=np.float32)
+
+
+def _exact_all(vf: VectorFile, width: int) -> Iterator[Lists]:
+    """Exact lists of every row. Each pair of blocks is multiplied once (the product is
+    symmetric): its rows' candidates and its columns' go to one heap per row (faiss)."""
+    want = min(width + MARGIN + 1, vf.n)
+    heap = faiss.ResultHeap(vf.n, want, keep_max=True)
+    for i0 in range(0, vf.n, QUERY_BLOCK):
+        xi = vf.block(i0, i0 + QUERY_BLOCK)
+        ri = np.arange(i0, i0 + len(xi))
+        for j0 in range(i0, vf.n, QUERY_BLOCK):
+            xj = xi if j0 == i0 else vf.block(j0, j0 + QUERY_BLOCK)
+            rj = np.arange(j0, j0 + len(xj))
+            dots = xi @ xj.T
+            heap.add_result_subset(ri, dots, rj)
+            if j0 != i0:
+                heap.add_result_subset(rj, dots.T, ri)
+    heap.finalize()
+    for s in range(0, vf.n, QUERY_BLOCK):
+        rows = np.arange(s, min(s + QUERY_BLOCK, vf.n))
+        scores, cand = heap.D[s : s + len(rows)], heap.I[s : s + len(rows)]
+        lists = finalize(vf, rows, shortlist(rows, cand, scores, width), width)
+        truncated = np.full(len(rows), vf.n > want)
+        yield settle(vf, lists, scores.min(axis=1), truncated, width)
 
 
 def hnsw_index(vf: VectorFile, spec: GraphSpec) -> tuple[faiss.IndexHNSWFlat, Projection]:
