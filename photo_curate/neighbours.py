@@ -59,7 +59,7 @@ class GraphSpec:
     exact_max: int = 50_000
     hnsw_dim: int = 128
     hnsw_m: int = 32
-    hnsw_ef_construction: int = 64
+    hnsw_ef_construction: int = 40
     hnsw_ef_search: int = 64
 
     @property

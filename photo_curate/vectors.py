@@ -6,7 +6,7 @@ Each row is fastdup's vector L2-normalised (in float64, stored as little-endian 
 an inner product is the cosine similarity. Byte copies are one content and share one row.
 
 The file is written from the feature cache (Parquet) in Arrow batches and read back in blocks
-through short-lived memory maps: no step holds every vector in Python memory.
+through a memory map: no step holds every vector in Python memory.
 """
 
 from __future__ import annotations
@@ -26,43 +26,39 @@ _BATCH = 8192
 
 
 class VectorFile:
-    """n rows of DIM float32 in `path`, read in blocks through memory maps."""
+    """n rows of DIM float32 in `path`, read through one read-only memory map.
+
+    Blocks are copied out of the map; the map's pages are the kernel's page cache (they count
+    towards the process's resident memory as they are touched, at most the file's size, and
+    the kernel reclaims them under pressure)."""
 
     def __init__(self, path: Path, n: int):
         self.path = path
         self.n = n
         if n and path.stat().st_size != n * ROW_BYTES:
             raise RuntimeError(f"{path} holds {path.stat().st_size} bytes, not {n} vectors")
-
-    def _map(self, start: int, stop: int) -> np.memmap:
-        return np.memmap(
-            self.path, dtype="<f4", mode="r", offset=start * ROW_BYTES, shape=(stop - start, DIM)
-        )
+        self._mm = np.memmap(path, dtype="<f4", mode="r", shape=(n, DIM)) if n else None
 
     def block(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) as a float32 array of their own (the map is released)."""
+        """Rows [start, stop) as a float32 array of their own."""
         stop = min(stop, self.n)
-        if stop <= start:
+        if stop <= start or self._mm is None:
             return np.empty((0, DIM), dtype=np.float32)
-        mm = self._map(start, stop)
-        out = np.array(mm, dtype=np.float32)
-        del mm
-        return out
+        return np.array(self._mm[start:stop], dtype=np.float32)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """The given rows (any order, repeats allowed) as a float32 array."""
         rows = np.asarray(rows, dtype=np.int64)
-        if rows.size == 0:
+        if rows.size == 0 or self._mm is None:
             return np.empty((0, DIM), dtype=np.float32)
-        uniq, back = np.unique(rows, return_inverse=True)  # in file order: read-ahead helps
-        mm = self._map(int(uniq[0]), int(uniq[-1]) + 1)
-        out = np.asarray(mm[uniq - uniq[0]], dtype=np.float32)
-        del mm
-        return out[back.reshape(-1)]
+        return np.asarray(self._mm[rows], dtype=np.float32)
 
     def blocks(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
         for start in range(0, self.n, size):
             yield start, self.block(start, start + size)
+
+    def close(self) -> None:
+        self._mm = None
 
 
 def normalise(feats: np.ndarray) -> np.ndarray:

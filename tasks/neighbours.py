@@ -97,6 +97,7 @@ def build_neighbours(
             try:
                 vf = write_vectors(con, "contents", cache, vec_path)
                 result = _full(vf, spec, out) if base is None else _update(con, vf, base, spec, out)
+                vf.close()
             finally:
                 vec_path.unlink(missing_ok=True)
             write_meta(out, source, n, key)
