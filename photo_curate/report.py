@@ -28,7 +28,7 @@ from photo_curate.changes import changes_since_previous
 from photo_curate.home import Home
 from photo_curate.inspect_image import THUMB_SIZE, write_thumbnail
 from photo_curate.runs import previous_run, read_run, source_folder
-from photo_curate.summary import KIND_LABELS, compute, run_view
+from photo_curate.summary import KIND_LABELS, compute, human_size, run_view
 
 CAP_GROUPS = 60
 CAP_MEMBERS = 12
@@ -74,6 +74,7 @@ def _template(home: Home) -> Template:
         lstrip_blocks=True,
         bytecode_cache=FileSystemBytecodeCache(str(compiled)),
     )
+    env.filters["size"] = human_size
     return env.get_template("report.html.j2")
 
 

@@ -81,8 +81,18 @@ def _delta(now: int, before: int | None) -> str:
     return f"  ({d:+d})" if d else "  (=)"
 
 
-def _mib(n: int) -> str:
-    return f"{n / 1024**2:,.1f} MiB"
+def human_size(n: int | float | None) -> str:
+    """Bytes as a person reads them: 512 B, 3.4 KiB, 212 MiB, 1.5 GiB."""
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            if unit == "B":
+                return f"{int(size)} B"
+            return f"{size:.1f} {unit}" if abs(size) < 100 else f"{size:.0f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 def format_summary(
@@ -110,7 +120,7 @@ def format_summary(
         f"clusters of similar shots            {s['clusters']:>6}   largest {s['largest_cluster']}"
     )
     acts = ", ".join(f"{n} {a}" for a, n in sorted(s["actions"].items())) or "nothing"
-    lines.append(f"plan: {acts} ({_mib(s['planned_bytes'])})")
+    lines.append(f"plan: {acts} ({human_size(s['planned_bytes'])})")
     if run_id:
         lines.insert(0, f"run {run_id}")
     return "\n".join(lines)
