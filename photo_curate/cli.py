@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_env() -> None:
+def setup_env() -> None:
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
@@ -182,21 +182,46 @@ def cmd_run(args: argparse.Namespace) -> int:
                         args.action, yes)  # fmt: skip
     if deleting:
         _confirm_delete(args.yes, "--apply with action delete")
+    kwargs = {
+        "source": args.source,
+        "home": str(checked.home.root),
+        "config": cfg.model_dump(mode="json"),
+        "apply": args.apply,
+        "action": args.action,
+        "full": getattr(args, "full", False),
+        "yes": yes,
+    }
     from photo_curate import local_server
 
-    local_server.use()
+    if local_server.use() and os.environ.get("CURATE_RUNNER") != "0":
+        from photo_curate import preflight, runner
+
+        code = runner.delegate(local_server.prefect_home(), kwargs, preflight.memo())
+        if code is not None:
+            raise Delegated(code)
+    return _run_flow(kwargs)
+
+
+class Delegated(Exception):
+    """The flow ran in the warm runner's child, which printed everything: exit with its code."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def run_delegated(kwargs: dict[str, Any]) -> int:
+    """In the runner's child: the flow call as `curate run` would make it, with its exit code."""
+    interrupts.install()
+    code = guarded("run", lambda: _run_flow(kwargs))
+    return finish(code)
+
+
+def _run_flow(kwargs: dict[str, Any]) -> int:
     from flows.curate import curate
 
     with _cli_run_settings():
-        result = curate(
-            source=args.source,
-            home=str(checked.home.root),
-            config=cfg.model_dump(mode="json"),
-            apply=args.apply,
-            action=args.action,
-            full=getattr(args, "full", False),
-            yes=yes,
-        )
+        result = curate(**kwargs)
     _print_result(result)
     stopped = (result.get("applied") or {}).get("stopped")
     if stopped:
@@ -515,12 +540,24 @@ def _interrupted_line(exc: BaseException, verb: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     interrupts.install()
-    verb = "command"
-    try:
+    verb = {"v": "command"}
+
+    def command() -> int:
         args = build_parser().parse_args(argv)
-        verb = args.verb
-        _setup_env()
-        return COMMANDS[verb](args)
+        verb["v"] = args.verb
+        setup_env()
+        return COMMANDS[args.verb](args)
+
+    return guarded(verb, command)
+
+
+def guarded(verb: str | dict[str, str], fn: Any) -> int:
+    """Run `fn`; every way it can end becomes an exit code and at most one line on stderr."""
+    name = lambda: verb if isinstance(verb, str) else verb["v"]  # noqa: E731
+    try:
+        return fn()
+    except Delegated as done:
+        return done.code
     except UserError as exc:
         sys.stderr.write(f"curate: {exc}\n")
         return exc.exit_code
@@ -530,14 +567,14 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal":
             interrupts.stopping()
-            sys.stderr.write(f"curate: {_interrupted_line(exc, verb)}\n")
+            sys.stderr.write(f"curate: {_interrupted_line(exc, name())}\n")
             return 130
         if isinstance(exc, SystemExit) or os.environ.get("CURATE_DEBUG") == "1":
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         sys.stderr.write(
-            f"curate: {verb} failed: "
-            f"{type(exc).__name__}: {first} (CURATE_DEBUG=1 shows the traceback)\n"
+            f"curate: {name()} failed: {type(exc).__name__}: {first} "
+            "(CURATE_DEBUG=1 shows the traceback)\n"
         )
         return 3
 
@@ -554,13 +591,9 @@ def _fast_exit_ok() -> bool:
         return False
 
 
-def entry() -> None:
-    """Console script: run, then leave without a second of interpreter teardown.
-
-    With a Prefect server in use, Prefect's log and event queues are drained explicitly (for
-    a few seconds at most after an interrupt) and the process exits at once; with a
-    temporary server, the normal exit stops it."""
-    code = main()
+def finish(code: int) -> int:
+    """Before leaving: Prefect's log and event queues drained when a server was used (a few
+    seconds at most after an interrupt), and after an interrupt nothing of ours left."""
     if _fast_exit_ok():
         wait = 3 if code == 130 else 10
         try:
@@ -571,13 +604,19 @@ def entry() -> None:
             EventsWorker.drain_all(timeout=wait)
         except BaseException:
             pass
-        sys.stdout.flush()
-        sys.stderr.flush()
-        if code == 130:
-            interrupts.kill_descendants()  # nothing of this command is left running
-        os._exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
     if code == 130:
         interrupts.kill_descendants()
+    return code
+
+
+def entry() -> None:
+    """Console script: run, then leave without a second of interpreter teardown (with a
+    Prefect server in use; with Prefect's temporary server the normal exit stops it)."""
+    code = finish(main())
+    if _fast_exit_ok() or "prefect" not in sys.modules:
+        os._exit(code)
     sys.exit(code)
 
 

@@ -15,7 +15,7 @@ ordinary `prefect server start` per PREFECT_HOME on first use and reuses it:
   streams), not the ones that poll for deployments, schedules, late runs or automations;
 - gone by itself after `CURATE_SERVER_IDLE_HOURS` (36) hours without a command using it
   (commands hold a shared lock on `in-use.lock` while they run); `curate server` shows,
-  starts and stops it.
+  starts and stops it. `CURATE_LOCAL_SERVER=0` leaves Prefect to its temporary server.
 
 Starting is serialised by a lock file, so two commands starting at once share one server.
 """
@@ -40,7 +40,8 @@ from pathlib import Path
 STATE_DIR = "curate-server"
 START_TIMEOUT_S = 180.0
 DEFAULT_IDLE_HOURS = 36.0
-POLL_S = 60.0
+POLL_S = 60.0  # how often the supervisor looks whether the server is idle
+RUNNER_POLL_S = 5.0  # how often it looks whether the runner is still there
 # Services that wait for work a command-line run never gives them (deployments, schedules,
 # late or paused runs, automations, worker leases): off, so the server idles quietly.
 SERVICES_OFF = (
@@ -289,8 +290,9 @@ def stop(home: Path | None = None) -> ServerInfo | None:
         return info if running else None
 
 
-def use() -> str:
-    """PREFECT_API_URL for this command: the configured one, else the local server's.
+def use() -> str | None:
+    """PREFECT_API_URL for this command: the configured one, else the local server's (None
+    with CURATE_LOCAL_SERVER=0: Prefect then starts its temporary server, as it would).
 
     Put into the environment before Prefect is imported, so the flow run and any worker
     process talk to the same server. While this process lives it holds a shared lock that
@@ -299,6 +301,8 @@ def use() -> str:
     url = os.environ.get("PREFECT_API_URL")
     if url:
         return url
+    if os.environ.get("CURATE_LOCAL_SERVER") == "0":  # Prefect's temporary server per run
+        return None
     home = prefect_home()
     state_dir(home).mkdir(parents=True, exist_ok=True)
     if _in_use_fd is None:
@@ -315,7 +319,8 @@ def use() -> str:
 
 
 def _supervise(home: Path, port: int, idle: float) -> int:
-    """Run `prefect server start` until stopped, or idle for `idle` hours (0: never)."""
+    """Run `prefect server start` and the warm runner (photo_curate/runner.py) until stopped,
+    or idle for `idle` hours (0: never); a runner that exits (its code changed) is replaced."""
     script = Path(sys.executable).parent / "prefect"
     cli = [str(script)] if script.exists() else [sys.executable, "-m", "prefect"]
     server = subprocess.Popen(
@@ -323,24 +328,41 @@ def _supervise(home: Path, port: int, idle: float) -> int:
          "--no-scheduler", "--no-late-runs", "--analytics-off"],
         stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
     )  # fmt: skip
+    runner: subprocess.Popen[bytes] | None = None
+
+    def start_runner() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "photo_curate.runner", "--prefect-home", str(home)],
+            stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
+        )  # fmt: skip
 
     def _stop(*_: object) -> None:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for proc in (runner, server):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in (runner, server):
+            if proc is not None:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    runner = start_runner()
+    runner_started = time.monotonic()
     lock = state_dir(home) / "in-use.lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    last_used = time.time()
+    last_used = last_check = time.time()
     while server.poll() is None:
-        time.sleep(POLL_S if idle else 3600)
-        if not idle:
+        time.sleep(RUNNER_POLL_S)
+        if runner.poll() is not None and time.monotonic() - runner_started > 10:
+            runner = start_runner()  # the code changed under the old one (or it failed)
+            runner_started = time.monotonic()
+        if not idle or time.time() - last_check < POLL_S:
             continue
+        last_check = time.time()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -354,7 +376,8 @@ def _supervise(home: Path, port: int, idle: float) -> int:
                 (state_dir(home) / "server.json").unlink(missing_ok=True)
             _stop()  # holding the lock: a command starting now waits, then starts a new one
         fcntl.flock(fd, fcntl.LOCK_UN)
-    return server.returncode or 0
+    _stop()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,16 @@ class Checked:
 _checked: dict[str, Checked] = {}
 
 
+def memo() -> dict[str, Checked]:
+    """What this process has checked (handed to the runner's child with the flow call)."""
+    return dict(_checked)
+
+
+def adopt(checked: dict[str, Checked]) -> None:
+    """Take over what the command checked: the flow does not check it again."""
+    _checked.update(checked)
+
+
 def check_run(
     source: str | os.PathLike[str],
     home: str | os.PathLike[str] | None,

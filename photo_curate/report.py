@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +40,21 @@ def _thumb_rel(sha: str) -> str:
     return f"{sha[:2]}/{sha}.jpg"
 
 
-def make_thumbnail(home: Home, sha256: str | None, candidates: list[Path]) -> str | None:
+def make_thumbnail(
+    home: Home, sha256: str | None, candidates: Callable[[], list[Path]]
+) -> str | None:
     """Path of the cached thumbnail (relative to the thumbnail cache), made if missing.
 
     The inspect step writes them for every valid image; this is the fallback for a cache that
-    was cleared, from the file where it is now (SOURCE or quarantine).
+    was cleared, from the file where it is now (`candidates()`: SOURCE or quarantine).
     """
     if not sha256:
         return None
     rel = _thumb_rel(sha256)
-    out = home.thumbnails / rel
-    if out.exists():
+    if os.path.exists(f"{home.thumbnails}/{rel}"):  # a report checks thousands: no Paths
         return rel
-    for src in candidates:
+    out = home.thumbnails / rel
+    for src in candidates():
         try:
             with Image.open(src) as opened:
                 opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))
@@ -203,7 +206,9 @@ def build_report(
     to_thumbs = os.path.relpath(home.thumbnails, home.report_dir(run_id))  # once, not per row
 
     def thumb(row: dict[str, Any]) -> str | None:
-        cands = [source / row["path"], home.quarantine_dir(run_id) / row["path"]]
+        def cands() -> list[Path]:
+            return [source / row["path"], home.quarantine_dir(run_id) / row["path"]]
+
         rel = make_thumbnail(home, row.get("sha256"), cands)
         return None if rel is None else f"{to_thumbs}/{rel}"
 

@@ -120,10 +120,27 @@ def source_folder(run: dict[str, Any]) -> str:
     return run["source"]
 
 
+_read_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+
+
 def read_run(home: Home, run_id: str) -> dict[str, Any] | None:
+    """The run's row (read again only when its file changed: a run reads its own and its
+    base run's row several times)."""
     path = home.table_file("runs", run_id)
-    if not path.exists():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return None
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _read_cache.get(str(path))
+    if cached and cached[0] == key:
+        return dict(cached[1]) if cached[1] else None
+    row = _read_run_file(path)
+    _read_cache[str(path)] = (key, row)
+    return dict(row) if row else None
+
+
+def _read_run_file(path: Path) -> dict[str, Any] | None:
     con = duckdb.connect()
     try:
         res = con.execute(f"SELECT * FROM read_parquet({sql_literal_path(path)})")
