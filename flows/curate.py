@@ -111,7 +111,8 @@ def curate(
     log = get_run_logger()
     # one run at a time per home and per SOURCE (a run may apply; see tasks/apply.py)
     with ExitStack() as locks:
-        locks.enter_context(exclusive(h.lock_file, f"curation home {h.root}"))
+        # a few seconds' grace: a run killed a moment ago may still be letting go of it
+        locks.enter_context(exclusive(h.lock_file, f"curation home {h.root}", wait_seconds=3))
         if origin.kind == "folder":
             locks.enter_context(exclusive(source_lock(origin.path), f"SOURCE {origin.path}"))
         for stale in mark_interrupted(h):

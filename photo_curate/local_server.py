@@ -351,14 +351,18 @@ def _supervise(home: Path, port: int, idle: float) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     runner = start_runner()
-    runner_started = time.monotonic()
+    runner_started, backoff = time.monotonic(), 10.0
     lock = state_dir(home) / "in-use.lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     last_used = last_check = time.time()
     while server.poll() is None:
         time.sleep(RUNNER_POLL_S)
-        if runner.poll() is not None and time.monotonic() - runner_started > 10:
-            runner = start_runner()  # the code changed under the old one (or it failed)
+        if runner.poll() is not None and time.monotonic() - runner_started > backoff:
+            # the code changed under the old one, or it failed: a runner that keeps failing
+            # is started less and less often (the commands then run their flows themselves)
+            lived = time.monotonic() - runner_started
+            backoff = 10.0 if lived > 300 else min(backoff * 2, 3600.0)
+            runner = start_runner()
             runner_started = time.monotonic()
         if not idle or time.time() - last_check < POLL_S:
             continue

@@ -41,7 +41,10 @@ def _thumb_rel(sha: str) -> str:
 
 
 def make_thumbnail(
-    home: Home, sha256: str | None, candidates: Callable[[], list[Path]]
+    home: Home,
+    sha256: str | None,
+    candidates: Callable[[], list[Path]],
+    cache_dir: str | None = None,
 ) -> str | None:
     """Path of the cached thumbnail (relative to the thumbnail cache), made if missing.
 
@@ -51,7 +54,7 @@ def make_thumbnail(
     if not sha256:
         return None
     rel = _thumb_rel(sha256)
-    if os.path.exists(f"{home.thumbnails}/{rel}"):  # a report checks thousands: no Paths
+    if os.path.exists(f"{cache_dir or home.thumbnails}/{rel}"):  # thousands a report: no Paths
         return rel
     out = home.thumbnails / rel
     for src in candidates():
@@ -204,12 +207,13 @@ def build_report(
     )
 
     to_thumbs = os.path.relpath(home.thumbnails, home.report_dir(run_id))  # once, not per row
+    cache_dir = str(home.thumbnails)
 
     def thumb(row: dict[str, Any]) -> str | None:
         def cands() -> list[Path]:
             return [source / row["path"], home.quarantine_dir(run_id) / row["path"]]
 
-        rel = make_thumbnail(home, row.get("sha256"), cands)
+        rel = make_thumbnail(home, row.get("sha256"), cands, cache_dir)
         return None if rel is None else f"{to_thumbs}/{rel}"
 
     base_cols = (

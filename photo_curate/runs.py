@@ -25,7 +25,7 @@ import duckdb
 from photo_curate import __version__
 from photo_curate.home import Home
 from photo_curate.integrity import files_expr, sweep
-from photo_curate.tableio import RowWriter, sql_literal_path
+from photo_curate.tableio import RowWriter, scratch, sql_literal_path
 
 STATUSES = ("running", "completed", "failed", "validation_failed", "interrupted")
 STEP_FILE = "step"  # HOME/runs/RUN_ID/step: the step the run is in
@@ -141,7 +141,7 @@ def read_run(home: Home, run_id: str) -> dict[str, Any] | None:
 
 
 def _read_run_file(path: Path) -> dict[str, Any] | None:
-    con = duckdb.connect()
+    con = scratch()
     try:
         res = con.execute(f"SELECT * FROM read_parquet({sql_literal_path(path)})")
         cols = [d[0] for d in res.description]

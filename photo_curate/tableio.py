@@ -66,6 +66,12 @@ def _converter() -> duckdb.DuckDBPyConnection:
     return _CONVERTER
 
 
+def scratch() -> duckdb.DuckDBPyConnection:
+    """A connection for a query that creates nothing (reading a file): a cursor of the
+    process's one in-memory database, instead of a new database per query."""
+    return _converter().cursor()
+
+
 class RowWriter:
     """Stream dict rows of a catalog table into its Parquet file in batches.
 

@@ -584,8 +584,9 @@ def _validate_apply(
     )  # fmt: skip
     record_outcomes(home, run_id, "apply", outcomes)
     res.success = all(o.success for o in outcomes)
-    res.checks = [
-        f"{o.suite}: {o.expectation} {'passed' if o.success else 'FAILED'} ({o.observed})"
+    res.checks = [  # the column tells apart two checks of one kind (they printed alike)
+        f"{o.suite}: {o.expectation}{f' on {o.column}' if o.column else ''} "
+        f"{'passed' if o.success else 'FAILED'} ({o.observed})"
         for o in outcomes
     ]
 

@@ -132,7 +132,7 @@ def scan(source: Path, home: Home, run_id: str, include_hidden: bool = False) ->
                 prog.advance()
                 rel_raw = entry.path[prefix:].replace(os.sep, "/")
                 rel = _utf8_or_none(rel_raw)
-                hidden = any(part.startswith(".") for part in rel_raw.split("/"))
+                hidden = rel_raw.startswith(".") or "/." in rel_raw  # a dot-name on the way
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError as exc:

@@ -19,8 +19,11 @@ os.environ.setdefault("FASTDUP_PRODUCTION", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 # The session owns its PREFECT_HOME (a `curate` without PREFECT_API_URL starts its local server
 # there) and no server of the shell it was started from is used.
-SESSION_PREFECT_HOME = tempfile.mkdtemp(prefix="curate-tests-prefect-")
-os.environ["PREFECT_HOME"] = SESSION_PREFECT_HOME
+# (this module is imported twice, as pytest's conftest and as tests.conftest: one folder)
+SESSION_PREFECT_HOME = os.environ.get("CURATE_TESTS_PREFECT_HOME") or tempfile.mkdtemp(
+    prefix="curate-tests-prefect-"
+)
+os.environ["CURATE_TESTS_PREFECT_HOME"] = os.environ["PREFECT_HOME"] = SESSION_PREFECT_HOME
 os.environ.pop("PREFECT_API_URL", None)
 
 
