@@ -10,6 +10,9 @@ No PREFECT_API_URL is set, as for a person who runs the README's first command. 
 Per mode, on bench/speed.py's collection of distinct real-photo JPEGs: a first run into a
 fresh HOME with nothing started yet (`cold`: the local server starts here), a first run into
 another fresh HOME (`first`: the baseline), then `--reruns` unchanged re-runs of that HOME.
+In local mode two runs into that second HOME are stopped first by SIGINT to their process
+group (what Ctrl-C in a terminal sends), 15 s in and once fastdup runs; the first run after
+them must complete.
 Wall time of the command, and CPU seconds of its whole process tree (bench/measure.py) plus,
 in local mode, the CPU the server's processes spent meanwhile (read from /proc): the server
 works for the run, so its share counts. Also: the CPU the local server spends idle per
@@ -23,12 +26,16 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import duckdb
 
 from bench.corpus import distinct_collection
 from bench.measure import Measured, run_measured
@@ -91,17 +98,74 @@ def one_mode(mode: str, collection: Path, work: Path, reruns: int) -> dict:
     homes = [Path(tempfile.mkdtemp(prefix=f"startup-{mode}-", dir=work)) for _ in range(2)]
     try:
         cold = curate_run(collection, homes[0], env, prefect_home)
-        first = curate_run(collection, homes[1], env, prefect_home)
+        stops = []
+        if mode == "local":  # Ctrl-C to the terminal's process group, 15 s in and in fastdup
+            stops = [interrupt(collection, homes[1], env, after_s=15.0),
+                     interrupt(collection, homes[1], env, step="fastdup")]  # fmt: skip
+        first = curate_run(collection, homes[1], env, prefect_home)  # after them: it completes
         again = [curate_run(collection, homes[1], env, prefect_home) for _ in range(reruns)]
     finally:
         for h in homes:
             shutil.rmtree(h, ignore_errors=True)
-    out = {"cold": cold, "first": first, "unchanged": again}
+    out = {"cold": cold, "first": first, "unchanged": again, "interrupted": stops}
     med = {k: statistics.median(r[k] for r in again) for k in again[0]}
     out["unchanged_median"] = med
     out["unchanged_wall_ratio"] = med["wall_s"] / first["wall_s"]
     out["prefect_home"] = str(prefect_home)
     return out
+
+
+def interrupt(
+    collection: Path, home: Path, env: dict[str, str], after_s: float = 0.0, step: str = ""
+) -> dict:
+    """`curate run` in a process group of its own (a terminal's job), SIGINT to the group
+    `after_s` seconds in or once the run is in `step`: how long it takes to stop, its exit
+    code, the run's recorded status and step, and what of it is still running 2 s later."""
+    proc = subprocess.Popen(
+        [str(BIN / "curate"), "run", str(collection), "--home", str(home)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    t0 = time.monotonic()
+    while proc.poll() is None and time.monotonic() - t0 < 600:
+        runs = sorted((home / "runs").iterdir()) if (home / "runs").is_dir() else []
+        now = (runs[-1] / "step").read_text() if runs and (runs[-1] / "step").exists() else ""
+        if (after_s and time.monotonic() - t0 >= after_s) or (step and now == step):
+            break
+        time.sleep(0.01)
+    at = time.monotonic() - t0
+    os.killpg(proc.pid, signal.SIGINT)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+    time.sleep(2)
+    left = [pid for pid in _pids() if _works_for(pid, home)]
+    run = sorted((home / "runs").iterdir())[-1].name
+    con = duckdb.connect()
+    status, where = con.execute(
+        "SELECT status, step FROM read_parquet($p)",
+        {"p": str(home / "data" / "runs" / f"{run}.parquet")},
+    ).fetchone()
+    con.close()
+    return {"sent_after_s": at, "stopped_in_s": took, "code": proc.returncode,
+            "status": status, "step": where, "left": left, "stderr": err.strip()}  # fmt: skip
+
+
+def _pids() -> list[int]:
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()]
+
+
+def _works_for(pid: int, home: Path) -> bool:
+    """The process has HOME on its command line, as its folder or among its open files."""
+    try:
+        if str(home).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return True
+        fds = f"/proc/{pid}/fd"
+        where = [os.readlink(f"/proc/{pid}/cwd")] + [
+            os.readlink(f"{fds}/{f}") for f in os.listdir(fds)
+        ]
+    except OSError:
+        return False
+    return any(w.startswith(str(home)) for w in where)
 
 
 def idle_cpu_per_minute(prefect_home: Path, seconds: float) -> float | None:
@@ -178,6 +242,10 @@ def main() -> None:
     ]  # fmt: skip
     for label, cell in rows:
         print(f"{label:38}" + "".join(f"{cell(results[m]):>22}" for m in args.modes))
+    for stop in results.get("local", {}).get("interrupted", []):
+        print(f"Ctrl-C to the group {stop['sent_after_s']:.0f} s in (during {stop['step']}): "
+              f"exit {stop['code']} after {stop['stopped_in_s']:.1f} s, run {stop['status']}, "
+              f"{len(stop['left'])} processes of it left")  # fmt: skip
     idle = results.get("local", {}).get("idle_cpu_s_per_min")
     if idle is not None:
         print(f"local server idle: {idle:.2f} s of CPU per minute")

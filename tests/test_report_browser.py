@@ -112,7 +112,7 @@ def test_report_renders_with_thumbnails_keepers_and_safe_names(
 
 def test_report_opens_short_with_contents_and_sections_that_fold(applied_run, chromium) -> None:
     """As it opens: a table of contents whose links reach every section, the summary and
-    the duplicates (and, once applied, what was done) open, the rest folded (the page was
+    (once applied) what was done open, the rest folded (the page was
     over 16,000 px at 1,400 px wide); a click on a folded section's title opens it, with no
     script (the CSP allows none)."""
     home, res = applied_run
@@ -123,7 +123,7 @@ def test_report_opens_short_with_contents_and_sections_that_fold(applied_run, ch
         ids = page.locator("details.section").evaluate_all("ds => ds.map(d => d.id)")
         assert set(links) == set(ids) and len(ids) >= 12
         opened = page.locator("details.section[open]").evaluate_all("ds => ds.map(d => d.id)")
-        assert opened == ["summary", "duplicate", "actions"]  # applied: what was done shows
+        assert opened == ["summary", "actions"]  # applied: what was done shows
         folded = page.evaluate("document.documentElement.scrollHeight")
         assert page.locator("details#plan table").is_visible() is False
         page.locator("details#plan > summary").click()

@@ -41,7 +41,7 @@ def _table(con: duckdb.DuckDBPyConnection, home, table: str, run_id: str, n: int
 def test_report_of_100000_images_stays_small_with_contents_and_folding(tmp_path) -> None:
     """A run of 100,000 images with 20,000 duplicate groups and 80,000 planned files: the
     report is a static page of bounded size (capped sections), a table of contents whose links
-    all land on a section, every section but the summary and duplicates folded, no script."""
+    all land on a section, every section but the summary folded, no script."""
     import re
 
     from photo_curate.home import Home
@@ -78,6 +78,6 @@ def test_report_of_100000_images_stays_small_with_contents_and_folding(tmp_path)
     links = re.findall(r'href="#([^"]+)"', toc)
     sections = dict(re.findall(r'<details class="section" id="([^"]+)"( open)?>', html))
     assert links and set(links) <= set(sections), (links, sections)
-    assert {s for s, is_open in sections.items() if is_open} == {"summary", "duplicate"}
+    assert {s for s, is_open in sections.items() if is_open} == {"summary"}
     assert "80000 files, 186 GiB" in toc  # the plan with its size, as a person reads it
     assert "19800 groups" in toc
