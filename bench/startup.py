@@ -10,9 +10,9 @@ No PREFECT_API_URL is set, as for a person who runs the README's first command. 
 Per mode, on bench/speed.py's collection of distinct real-photo JPEGs: a first run into a
 fresh HOME with nothing started yet (`cold`: the local server starts here), a first run into
 another fresh HOME (`first`: the baseline), then `--reruns` unchanged re-runs of that HOME.
-In local mode two runs into that second HOME are stopped first by SIGINT to their process
-group (what Ctrl-C in a terminal sends), 15 s in and once fastdup runs; the first run after
-them must complete.
+In local mode two runs into a third fresh HOME are then stopped by SIGINT to their process
+group (what Ctrl-C in a terminal sends), 15 s in and once fastdup runs; the next run into
+that HOME must complete.
 Wall time of the command, and CPU seconds of its whole process tree (bench/measure.py) plus,
 in local mode, the CPU the server's processes spent meanwhile (read from /proc): the server
 works for the run, so its share counts. Also: the CPU the local server spends idle per
@@ -95,19 +95,21 @@ def one_mode(mode: str, collection: Path, work: Path, reruns: int) -> dict:
     env.update(PREFECT_HOME=str(prefect_home), CURATE_DEBUG="")
     if mode == "ephemeral":
         env["CURATE_LOCAL_SERVER"] = "0"
-    homes = [Path(tempfile.mkdtemp(prefix=f"startup-{mode}-", dir=work)) for _ in range(2)]
+    homes = [Path(tempfile.mkdtemp(prefix=f"startup-{mode}-", dir=work)) for _ in range(3)]
     try:
         cold = curate_run(collection, homes[0], env, prefect_home)
-        stops = []
-        if mode == "local":  # Ctrl-C to the terminal's process group, 15 s in and in fastdup
-            stops = [interrupt(collection, homes[1], env, after_s=15.0),
-                     interrupt(collection, homes[1], env, step="fastdup")]  # fmt: skip
-        first = curate_run(collection, homes[1], env, prefect_home)  # after them: it completes
+        first = curate_run(collection, homes[1], env, prefect_home)
         again = [curate_run(collection, homes[1], env, prefect_home) for _ in range(reruns)]
+        stops, after = [], None
+        if mode == "local":  # Ctrl-C to the terminal's process group, 15 s in and in fastdup
+            stops = [interrupt(collection, homes[2], env, after_s=15.0),
+                     interrupt(collection, homes[2], env, step="fastdup")]  # fmt: skip
+            after = curate_run(collection, homes[2], env, prefect_home)  # it must complete
     finally:
         for h in homes:
             shutil.rmtree(h, ignore_errors=True)
-    out = {"cold": cold, "first": first, "unchanged": again, "interrupted": stops}
+    out = {"cold": cold, "first": first, "unchanged": again, "interrupted": stops,
+           "after_interrupts": after}  # fmt: skip
     med = {k: statistics.median(r[k] for r in again) for k in again[0]}
     out["unchanged_median"] = med
     out["unchanged_wall_ratio"] = med["wall_s"] / first["wall_s"]
@@ -126,8 +128,9 @@ def interrupt(
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     t0 = time.monotonic()
+    earlier = set((home / "runs").iterdir()) if (home / "runs").is_dir() else set()
     while proc.poll() is None and time.monotonic() - t0 < 600:
-        runs = sorted((home / "runs").iterdir()) if (home / "runs").is_dir() else []
+        runs = sorted(set((home / "runs").iterdir()) - earlier) if (home / "runs").is_dir() else []
         now = (runs[-1] / "step").read_text() if runs and (runs[-1] / "step").exists() else ""
         if (after_s and time.monotonic() - t0 >= after_s) or (step and now == step):
             break
@@ -197,6 +200,9 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["local", "ephemeral"])
     ap.add_argument("--work", default="/tmp/curate-bench-startup")
     args = ap.parse_args()
+    # a shell's background job starts with SIGINT ignored, and its children inherit that:
+    # the commands are to get Ctrl-C as from a terminal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     collection = distinct_collection(args.images)
@@ -246,6 +252,9 @@ def main() -> None:
         print(f"Ctrl-C to the group {stop['sent_after_s']:.0f} s in (during {stop['step']}): "
               f"exit {stop['code']} after {stop['stopped_in_s']:.1f} s, run {stop['status']}, "
               f"{len(stop['left'])} processes of it left")  # fmt: skip
+    after = results.get("local", {}).get("after_interrupts")
+    if after:
+        print(f"the next run after them: completed in {after['wall_s']:.1f} s")
     idle = results.get("local", {}).get("idle_cpu_s_per_min")
     if idle is not None:
         print(f"local server idle: {idle:.2f} s of CPU per minute")
