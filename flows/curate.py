@@ -21,7 +21,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from photo_curate.artifacts import publish_run_artifacts
-from photo_curate.config import CurateConfig, ExecutionConfig, config_from_mapping
+from photo_curate.config import CurateConfig, ExecutionConfig
 from photo_curate.features import FeatureCache
 from photo_curate.home import Home
 from photo_curate.incremental import (
@@ -38,12 +38,13 @@ from photo_curate.inspect_image import InspectOptions
 from photo_curate.locking import exclusive
 from photo_curate.neighbours import GraphSpec
 from photo_curate.plain_flow import plain_flow
+from photo_curate.preflight import check_run
 from photo_curate.report import report_facts
-from photo_curate.runs import mark_interrupted, new_run_id, now, read_run
-from photo_curate.sources import check_source, describe
+from photo_curate.runs import StepTimes, ended_by, mark_interrupted, new_run_id, now, read_run
+from photo_curate.sources import describe
 from photo_curate.validation import warm_up
 from tasks.acquire import acquire
-from tasks.apply import apply_task, check_writable, source_lock
+from tasks.apply import apply_task, source_lock
 from tasks.fastdup_run import (
     FastdupResult,
     FastdupSpec,
@@ -101,32 +102,26 @@ def curate(
     apply: bool = False,
     action: str | None = None,
     full: bool = False,
+    yes: bool = False,
 ) -> dict[str, Any]:
-    """Curate SOURCE into HOME's catalog; a dry run unless `apply` (then `action` or config's).
+    """Curate SOURCE into HOME's catalog; a dry run unless `apply` (then `action` or config's;
+    a permanent delete also needs `yes`).
 
     Incremental unless `full` (or `analysis.incremental: false`): files unchanged since the
     last completed run are not read again (see photo_curate/incremental.py)."""
-    cfg = config_from_mapping(config or {})
-    if action:
-        cfg = config_from_mapping(
-            {
-                **cfg.model_dump(mode="json"),
-                "actions": {**cfg.actions.model_dump(), "action": action},
-            }
-        )
-    origin = check_source(source)
-    if apply and origin.kind == "folder":
-        check_writable(origin.path)
+    checked = check_run(source, home, config, apply, action, yes)  # done once by the CLI
+    cfg, origin = checked.config, checked.source
     check_scheduler(cfg.execution)  # engine dask with an address: it must answer, or nothing starts
-    h = Home.resolve(home).ensure()
+    h = checked.home.ensure()
     log = get_run_logger()
     # one run at a time per home and per SOURCE (a run may apply; see tasks/apply.py)
     with ExitStack() as locks:
-        locks.enter_context(exclusive(h.lock_file, f"curation home {h.root}"))
+        # a few seconds' grace: a run killed a moment ago may still be letting go of it
+        locks.enter_context(exclusive(h.lock_file, f"curation home {h.root}", wait_seconds=3))
         if origin.kind == "folder":
             locks.enter_context(exclusive(source_lock(origin.path), f"SOURCE {origin.path}"))
         for stale in mark_interrupted(h):
-            log.warning("run %s had been interrupted; marked failed", stale)
+            log.warning("run %s had ended without recording how; marked interrupted", stale)
         run_id = new_run_id()
         row: dict[str, Any] = {
             "run_id": run_id,
@@ -140,7 +135,7 @@ def curate(
         }
         record(h, row)
         log.info("run %s: %s (%s)", run_id, origin.path, origin.kind)
-        steps: dict[str, float] = {}
+        steps = StepTimes(h.run_dir(run_id))
         try:
             acq = _timed(steps, "acquire", acquire, origin, h, run_id, cfg.sources)
             src = acq.folder
@@ -160,13 +155,12 @@ def curate(
             publish_run_artifacts(h, run_id, result)
             return result
         except BaseException as exc:
-            discard_prestarted(run_id)
+            status, error = ended_by(exc, steps.current)
+            discard_prestarted(run_id)  # fastdup children waiting for work: killed
             row.update(
-                status="failed",
-                finished_at=now(),
-                step_seconds=steps,
-                error=f"{type(exc).__name__}: {exc}"[:2000],
-            )
+                status=status, finished_at=now(), step_seconds=steps, step=steps.current,
+                error=error,
+            )  # fmt: skip
             record(h, row)
             raise
 
@@ -181,6 +175,8 @@ def _flow_run_id() -> str | None:
 
 
 def _timed(steps: dict[str, float], name: str, fn: Any, *args: Any) -> Any:
+    if isinstance(steps, StepTimes):
+        steps.start(name)
     t0 = time.monotonic()
     try:
         return fn(*args)

@@ -35,6 +35,24 @@ DERIVED_VIEWS: dict[str, str] = {
                count(*) FILTER (WHERE action IN ('quarantine', 'trash', 'delete')) AS n_planned
         FROM findings GROUP BY run_id, kind""",
 }
+LATEST_RUNS = """
+        SELECT * FROM runs WHERE status = 'completed'
+        QUALIFY row_number() OVER (PARTITION BY source ORDER BY started_at DESC, run_id DESC) = 1"""
+
+
+def latest_views() -> list[str]:
+    """`latest_runs`: the latest completed run of each SOURCE; `latest_<table>`: the rows of
+    those runs in every per-run table (what "the duplicates now" means after many runs)."""
+    out = [f"CREATE VIEW latest_runs AS {LATEST_RUNS}"]
+    for table, columns in TABLES.items():
+        if table != "runs" and any(name == "run_id" for name, _ in columns):
+            out.append(
+                f'CREATE VIEW "latest_{table}" AS SELECT * FROM "{table}" '
+                "WHERE run_id IN (SELECT run_id FROM latest_runs)"
+            )
+    return out
+
+
 # "What changed since the last run" views, in dependency order (sql/views/<name>.sql).
 CHANGE_VIEWS = ("run_sequence", "finding_changes", "file_changes", "new_findings")
 
@@ -66,6 +84,7 @@ def statements(home: Home) -> list[str]:
         out.append(f'CREATE VIEW "{table}" AS {body}')
     for name, body in DERIVED_VIEWS.items():
         out.append(f'CREATE VIEW "{name}" AS {body}')
+    out += latest_views()
     for name in CHANGE_VIEWS:
         body = (SQL_DIR / "views" / f"{name}.sql").read_text(encoding="utf-8")
         out.append(f'CREATE VIEW "{name}" AS {body}')

@@ -2,7 +2,11 @@
 
 Exit codes: 0 done; 1 the run finished but a validation failed (nothing destructive was done);
 2 usage or input error (one line on stderr, no traceback); 3 the run failed for another reason
-(one line, and where the details are). `CURATE_DEBUG=1` shows tracebacks.
+(one line, and where the details are); 130 interrupted (Ctrl-C or SIGTERM). `CURATE_DEBUG=1`
+shows tracebacks.
+
+Everything a run needs is checked (photo_curate/preflight.py) before Prefect is imported; without
+PREFECT_API_URL the flow runs against the local server of photo_curate/local_server.py.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import sys
 from typing import Any
 
+from photo_curate import __version__, interrupts
 from photo_curate.errors import Stopped, UserError, ValidationFailed
 
 # Quiet, private defaults, set before Prefect or fastdup is imported.
@@ -44,64 +49,93 @@ def _add_home(p: argparse.ArgumentParser) -> None:
     )
 
 
+SOURCE_HELP = "the folder, archive (zip/tar) or URL manifest (.txt/.csv) to curate"
+ACTION_HELP = (
+    "what applying does to the planned files: quarantine (move to HOME/quarantine/RUN_ID, "
+    "undoable), trash (the desktop trash) or delete (permanent; asks first); default: the "
+    "config's actions.action, else quarantine"
+)
+YES_HELP = "do not ask before deleting permanently (needed for delete without a terminal)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="curate", description="Curate photo collections with fastdup.")
+    parser.add_argument("--version", action="version", version=f"curate {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="one curation run of SOURCE (a dry run unless --apply)")
-    p.add_argument(
-        "source", help="the folder, archive (zip/tar) or URL manifest (.txt/.csv) to curate"
-    )
+    p.add_argument("source", help=SOURCE_HELP)
     p.add_argument("--config", help="YAML, TOML or JSON config file")
     p.add_argument("--apply", action="store_true", help="act on the plan after validation")
     p.add_argument(
         "--full", action="store_true", help="read every file again (no reuse of the last run)"
     )
-    p.add_argument("--action", choices=["quarantine", "trash", "delete"])
-    p.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    p.add_argument("--action", choices=["quarantine", "trash", "delete"], help=ACTION_HELP)
+    p.add_argument("--yes", action="store_true", help=YES_HELP)
     _add_home(p)
 
     p = sub.add_parser("apply", help="apply the plan of an earlier run (default: the latest)")
-    p.add_argument("run_id", nargs="?")
-    p.add_argument("--action", choices=["quarantine", "trash", "delete"])
-    p.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    p.add_argument("run_id", nargs="?", help="the run whose plan to apply (default: the latest)")
+    p.add_argument("--action", choices=["quarantine", "trash", "delete"], help=ACTION_HELP)
+    p.add_argument("--yes", action="store_true", help=YES_HELP)
     _add_home(p)
 
     p = sub.add_parser("undo", help="put back every file a run moved")
-    p.add_argument("run_id")
+    p.add_argument(
+        "run_id", nargs="?", help="the run to undo (default: the latest whose moves stand)"
+    )
     _add_home(p)
 
     p = sub.add_parser("sql", help="read-only SQL on the catalog")
-    p.add_argument("query")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("query", help='one SQL query, e.g. "SELECT * FROM latest_findings"')
+    p.add_argument(
+        "--format", choices=["table", "csv", "json"], default="table", help="output format"
+    )
     _add_home(p)
 
     p = sub.add_parser("history", help="the runs, newest first")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=int, default=20, help="how many runs to show (default 20)")
     _add_home(p)
 
     p = sub.add_parser("report", help="(re)build the HTML report of a run and print its path")
-    p.add_argument("run_id", nargs="?")
+    p.add_argument("run_id", nargs="?", help="the run (default: the latest)")
     _add_home(p)
 
     p = sub.add_parser(
         "serve", help="run SOURCE on a schedule from this process (a Prefect server is needed)"
     )
-    p.add_argument(
-        "source", help="the folder, archive (zip/tar) or URL manifest (.txt/.csv) to curate"
-    )
+    p.add_argument("source", help=SOURCE_HELP)
     p.add_argument("--cron", default="30 2 * * *", help="when to run (default: 02:30 daily)")
     p.add_argument("--timezone", default=None, help="of the cron, e.g. Europe/Berlin (default UTC)")
     p.add_argument("--config", help="YAML, TOML or JSON config file")
     p.add_argument("--name", help="deployment name (default: serve-<folder name>)")
     _add_home(p)
 
+    p = sub.add_parser(
+        "server",
+        help="the local Prefect server curate starts when PREFECT_API_URL is not set",
+    )
+    p.add_argument(
+        "what",
+        nargs="?",
+        choices=["status", "start", "stop"],
+        default="status",
+        help="status (default): is it running, where; start: start it now; stop: stop it",
+    )
+    p.add_argument(
+        "--idle-hours",
+        type=float,
+        default=None,
+        help="with start: stop by itself after this many hours unused (0: never; default "
+        "$CURATE_SERVER_IDLE_HOURS, else 36)",
+    )
+
     p = sub.add_parser("demo", help="build the sample collection and run on it (dry run)")
     _add_home(p)
     return parser
 
 
-def _setup_env() -> None:
+def setup_env() -> None:
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
@@ -139,34 +173,55 @@ def _print_result(result: dict[str, Any]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from photo_curate.config import load_config
-    from photo_curate.home import Home
-    from photo_curate.sources import check_source
+    from photo_curate.preflight import check_run
 
     cfg = load_config(args.config)
-    origin = check_source(args.source)
-    home = Home.resolve(args.home)
-    if cfg.execution.address:  # a scheduler that does not answer: say so before anything starts
-        from tasks.shards import check_scheduler
+    deleting = args.apply and (args.action or cfg.actions.action) == "delete"
+    yes = deleting or args.yes  # the question comes once every other check has passed
+    checked = check_run(args.source, args.home, cfg.model_dump(mode="json"), args.apply,
+                        args.action, yes)  # fmt: skip
+    if deleting:
+        _confirm_delete(args.yes, "--apply with action delete")
+    kwargs = {
+        "source": args.source,
+        "home": str(checked.home.root),
+        "config": cfg.model_dump(mode="json"),
+        "apply": args.apply,
+        "action": args.action,
+        "full": getattr(args, "full", False),
+        "yes": yes,
+    }
+    from photo_curate import local_server
 
-        check_scheduler(cfg.execution)
-    action = args.action or cfg.actions.action
-    if args.apply and origin.kind == "folder":
-        from tasks.apply import check_writable
+    if local_server.use() and os.environ.get("CURATE_RUNNER") != "0":
+        from photo_curate import preflight, runner
 
-        check_writable(origin.path)
-    if args.apply and action == "delete":
-        _confirm_delete(getattr(args, "yes", False))
+        code = runner.delegate(local_server.prefect_home(), kwargs, preflight.memo())
+        if code is not None:
+            raise Delegated(code)
+    return _run_flow(kwargs)
+
+
+class Delegated(Exception):
+    """The flow ran in the warm runner's child, which printed everything: exit with its code."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def run_delegated(kwargs: dict[str, Any]) -> int:
+    """In the runner's child: the flow call as `curate run` would make it, with its exit code."""
+    interrupts.install()
+    code = guarded("run", lambda: _run_flow(kwargs))
+    return finish(code)
+
+
+def _run_flow(kwargs: dict[str, Any]) -> int:
     from flows.curate import curate
 
     with _cli_run_settings():
-        result = curate(
-            source=args.source,
-            home=str(home.root),
-            config=cfg.model_dump(mode="json"),
-            apply=args.apply,
-            action=args.action,
-            full=getattr(args, "full", False),
-        )
+        result = curate(**kwargs)
     _print_result(result)
     stopped = (result.get("applied") or {}).get("stopped")
     if stopped:
@@ -194,8 +249,7 @@ def _cli_run_settings() -> contextlib.AbstractContextManager[object]:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`flow.serve`: a deployment with a cron schedule, run by this process until stopped."""
     from photo_curate.config import load_config
-    from photo_curate.home import Home
-    from photo_curate.sources import check_source
+    from photo_curate.preflight import check_run
 
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError(
@@ -203,8 +257,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
     cfg = load_config(args.config)
-    src = check_source(args.source).path
-    home = Home.resolve(args.home)
+    checked = check_run(args.source, args.home, cfg.model_dump(mode="json"))
+    src = checked.source.path
     if args.timezone:
         import zoneinfo
 
@@ -225,7 +279,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         schedules=[schedule],
         parameters={
             "source": str(src),
-            "home": str(home.root),
+            "home": str(checked.home.root),
             "config": cfg.model_dump(mode="json"),
             "apply": False,
         },
@@ -237,25 +291,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm_delete(yes: bool) -> None:
-    """Deleted files cannot come back: say so, and ask (or require --yes when no one can answer)."""
-    msg = "--action delete removes files permanently: deleted files cannot come back"
+def _confirm_delete(yes: bool, what: str) -> None:
+    """Deleted files cannot come back: say so, and ask on a terminal; without one only --yes
+    goes on."""
+    msg = f"{what} removes files permanently: deleted files cannot come back"
     if yes:
         sys.stderr.write(f"curate: {msg}\n")
         return
-    if not sys.stdin.isatty():
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise UserError(f"{msg}; repeat with --yes to delete, or use --action quarantine")
-    answer = input(f"{msg}. Type 'delete' to go on: ")
-    if answer.strip() != "delete":
-        raise UserError("not deleting")
+    sys.stderr.write(f"curate: {msg}. Type 'delete' to go on: ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip() != "delete":
+        raise UserError("not deleting: nothing was changed")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from photo_curate.home import Home
+    from photo_curate.preflight import writable_folder
     from photo_curate.sample import build_collection
 
-    home = Home.resolve(args.home).ensure()
-    sample = home.root / "sample"
+    home = Home.resolve(args.home)
+    writable_folder(home.root, "--home", [])
+    sample = home.ensure().root / "sample"
     photos = sample / "photos"
     if not photos.exists():
         print(f"building the sample collection in {photos} ...", flush=True)
@@ -335,14 +393,25 @@ def cmd_history(args: argparse.Namespace) -> int:
         """WITH ch AS (
                SELECT run_id, count(*) FILTER (WHERE change = 'new') AS new,
                       count(*) FILTER (WHERE change = 'gone') AS gone
-               FROM finding_changes GROUP BY run_id)
-           SELECT r.run_id, r.started_at::TIMESTAMP(0) AS started, r.status, r.n_files,
-                  r.n_images, r.n_invalid, r.n_findings,
+               FROM finding_changes GROUP BY run_id),
+           disk AS (
+               SELECT run_id,
+                      count(DISTINCT path) FILTER (WHERE status = 'done'
+                          AND action IN ('quarantine', 'trash', 'delete')) AS applied,
+                      count(DISTINCT path) FILTER (WHERE status = 'done'
+                          AND action = 'restore') AS undone
+               FROM actions GROUP BY run_id)
+           SELECT r.run_id, r.started_at::TIMESTAMP(0) AS started,
+                  CASE WHEN r.status IN ('failed', 'interrupted') AND r.step IS NOT NULL
+                       THEN r.status || ' (' || r.step || ')' ELSE r.status END AS status,
+                  r.n_files, r.n_images, r.n_invalid, r.n_findings,
                   CASE WHEN s.previous_run_id IS NOT NULL
                        THEN printf('+%d/-%d', coalesce(ch.new, 0), coalesce(ch.gone, 0))
                   END AS "new/gone",
+                  nullif(d.applied, 0) AS applied, nullif(d.undone, 0) AS undone,
                   round(epoch(r.finished_at) - epoch(r.started_at), 1) AS seconds, r.source
            FROM runs r LEFT JOIN run_sequence s USING (run_id) LEFT JOIN ch USING (run_id)
+           LEFT JOIN disk d USING (run_id)
            ORDER BY r.started_at DESC LIMIT $limit""",
         {"limit": args.limit},
     )
@@ -372,13 +441,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from photo_curate.home import Home
-    from tasks.apply import apply_plan
+    from photo_curate.summary import human_size
+    from tasks.apply import apply_plan, plan_size, planned_action
 
     home = Home.resolve(args.home)
     run_id = args.run_id or _latest_run(home)
-    if args.action == "delete":
-        _confirm_delete(args.yes)
-    res = apply_plan(home, run_id, args.action, confirm_delete=args.action != "delete" or True)
+    action = planned_action(home, run_id, args.action)  # also the one the run's config chose
+    if action == "delete":
+        n, size = plan_size(home, run_id)
+        _confirm_delete(args.yes, f"applying run {run_id} deletes {n} files ({human_size(size)}):"
+                        " action delete")  # fmt: skip
+    res = apply_plan(home, run_id, action, confirm_delete=action == "delete")
     print(res.describe())
     if res.stopped:
         raise Stopped(f"apply stopped: {res.stopped}")
@@ -389,17 +462,55 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     from photo_curate.home import Home
-    from tasks.apply import undo_run
+    from tasks.apply import latest_undoable, undo_run
 
-    res = undo_run(Home.resolve(args.home), args.run_id)
+    home = Home.resolve(args.home)
+    run_id = args.run_id
+    if run_id is None:
+        latest = latest_undoable(home)
+        if latest is None:
+            raise UserError(f"no run in {home.root} has moved files that are still away")
+        run_id, n = latest
+        print(f"undoing run {run_id}: {n} files it moved go back", flush=True)
+    res = undo_run(home, run_id)
     print(res.describe())
     return 0 if res.success else 1
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from photo_curate import local_server
+
+    home = local_server.prefect_home()
+    if args.what == "stop":
+        info = local_server.stop(home)
+        print(f"stopped the local Prefect server (pid {info.pid}, {info.ui})" if info
+              else f"no local Prefect server runs for PREFECT_HOME {home}")  # fmt: skip
+        return 0
+    if args.what == "start":
+        info = local_server.start(home, idle=args.idle_hours)
+    else:
+        info = local_server.find(home)
+        if info is None:
+            print(f"no local Prefect server runs for PREFECT_HOME {home} (the next `curate run` "
+                  "without PREFECT_API_URL starts one)")  # fmt: skip
+            return 0
+    since = dt.datetime.fromtimestamp(info.started_at).strftime("%Y-%m-%d %H:%M")
+    idle = f"stops after {info.idle_hours:g} h unused" if info.idle_hours else "no idle stop"
+    print(f"local Prefect server: UI {info.ui}, API {info.url}\n"
+          f"  pid {info.pid}, since {since}, {idle}; state and log in "
+          f"{local_server.state_dir(home)}; `curate server stop` stops it")  # fmt: skip
+    if os.environ.get("PREFECT_API_URL"):
+        print(f"  (this shell's PREFECT_API_URL={os.environ['PREFECT_API_URL']} is used instead)")
+    return 0
 
 
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
     "serve": cmd_serve,
+    "server": cmd_server,
     "sql": cmd_sql,
     "history": cmd_history,
     "report": cmd_report,
@@ -408,27 +519,61 @@ COMMANDS = {
 }
 
 
+def _interrupted_line(exc: BaseException, verb: str) -> str:
+    """One line for an interrupt: what was stopped and how to go on."""
+    from photo_curate.runs import ended_by
+
+    what = "SIGTERM" if getattr(exc, "signum", None) == 15 else "Ctrl-C"
+    if type(exc).__name__ == "TerminationSignal":
+        what = "SIGTERM"
+    where = getattr(exc, "where", None)
+    if where:
+        return f"interrupted ({what}) {where}"
+    runs = sys.modules.get("photo_curate.runs")
+    row = getattr(runs, "last_written", None) if runs else None
+    if verb in ("run", "demo") and row and row.get("status") == "interrupted":
+        _status, error = ended_by(exc, row.get("step"))
+        return (f"{error}: run {row['run_id']} is recorded as interrupted; nothing of it is "
+                "left running (`curate run` starts again)")  # fmt: skip
+    return f"interrupted ({what})"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _setup_env()
-    debug = os.environ.get("CURATE_DEBUG") == "1"
-    try:
+    interrupts.install()
+    verb = {"v": "command"}
+
+    def command() -> int:
+        args = build_parser().parse_args(argv)
+        verb["v"] = args.verb
+        setup_env()
         return COMMANDS[args.verb](args)
+
+    return guarded(verb, command)
+
+
+def guarded(verb: str | dict[str, str], fn: Any) -> int:
+    """Run `fn`; every way it can end becomes an exit code and at most one line on stderr."""
+    name = lambda: verb if isinstance(verb, str) else verb["v"]  # noqa: E731
+    try:
+        return fn()
+    except Delegated as done:
+        return done.code
     except UserError as exc:
         sys.stderr.write(f"curate: {exc}\n")
         return exc.exit_code
     except (ValidationFailed, Stopped) as exc:
         sys.stderr.write(f"curate: {exc}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("curate: interrupted\n")
-        return 130
-    except Exception as exc:
-        if debug:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal":
+            interrupts.stopping()
+            sys.stderr.write(f"curate: {_interrupted_line(exc, name())}\n")
+            return 130
+        if isinstance(exc, SystemExit) or os.environ.get("CURATE_DEBUG") == "1":
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         sys.stderr.write(
-            f"curate: {args.verb} failed: {type(exc).__name__}: {first} "
+            f"curate: {name()} failed: {type(exc).__name__}: {first} "
             "(CURATE_DEBUG=1 shows the traceback)\n"
         )
         return 3
@@ -446,24 +591,31 @@ def _fast_exit_ok() -> bool:
         return False
 
 
-def entry() -> None:
-    """Console script: run, then leave without a second of interpreter teardown.
-
-    With a Prefect server in use, Prefect's log and event queues are drained explicitly and
-    the process exits at once; with the temporary server, the normal exit stops it.
-    """
-    code = main()
+def finish(code: int) -> int:
+    """Before leaving: Prefect's log and event queues drained when a server was used (a few
+    seconds at most after an interrupt), and after an interrupt nothing of ours left."""
     if _fast_exit_ok():
+        wait = 3 if code == 130 else 10
         try:
             from prefect.events.worker import EventsWorker
             from prefect.logging.handlers import APILogWorker
 
-            APILogWorker.drain_all(timeout=10)
-            EventsWorker.drain_all(timeout=10)
-        except Exception:
-            sys.exit(code)
-        sys.stdout.flush()
-        sys.stderr.flush()
+            APILogWorker.drain_all(timeout=wait)
+            EventsWorker.drain_all(timeout=wait)
+        except BaseException:
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code == 130:
+        interrupts.kill_descendants()
+    return code
+
+
+def entry() -> None:
+    """Console script: run, then leave without a second of interpreter teardown (with a
+    Prefect server in use; with Prefect's temporary server the normal exit stops it)."""
+    code = finish(main())
+    if _fast_exit_ok() or "prefect" not in sys.modules:
         os._exit(code)
     sys.exit(code)
 

@@ -227,6 +227,11 @@ def parse_mapping(text: str, suffix: str, origin: str = "config") -> dict[str, A
             data = json.loads(text)
         else:
             data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:  # its first line says nothing of where
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = exc.problem or exc.context or type(exc).__name__
+        raise UserError(f"{origin}: not valid {kind}: {where}{what}"[:300]) from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{origin}: not valid {kind}: {first[:200]}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from photo_curate.changes import changes_since_previous
 from photo_curate.home import Home
 from photo_curate.inspect_image import THUMB_SIZE, write_thumbnail
 from photo_curate.runs import previous_run, read_run, source_folder
-from photo_curate.summary import KIND_LABELS, compute, run_view
+from photo_curate.summary import KIND_LABELS, compute, human_size, run_view
 
 CAP_GROUPS = 60
 CAP_MEMBERS = 12
@@ -39,19 +40,24 @@ def _thumb_rel(sha: str) -> str:
     return f"{sha[:2]}/{sha}.jpg"
 
 
-def make_thumbnail(home: Home, sha256: str | None, candidates: list[Path]) -> str | None:
+def make_thumbnail(
+    home: Home,
+    sha256: str | None,
+    candidates: Callable[[], list[Path]],
+    cache_dir: str | None = None,
+) -> str | None:
     """Path of the cached thumbnail (relative to the thumbnail cache), made if missing.
 
     The inspect step writes them for every valid image; this is the fallback for a cache that
-    was cleared, from the file where it is now (SOURCE or quarantine).
+    was cleared, from the file where it is now (`candidates()`: SOURCE or quarantine).
     """
     if not sha256:
         return None
     rel = _thumb_rel(sha256)
-    out = home.thumbnails / rel
-    if out.exists():
+    if os.path.exists(f"{cache_dir or home.thumbnails}/{rel}"):  # thousands a report: no Paths
         return rel
-    for src in candidates:
+    out = home.thumbnails / rel
+    for src in candidates():
         try:
             with Image.open(src) as opened:
                 opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))
@@ -74,6 +80,7 @@ def _template(home: Home) -> Template:
         lstrip_blocks=True,
         bytecode_cache=FileSystemBytecodeCache(str(compiled)),
     )
+    env.filters["size"] = human_size
     return env.get_template("report.html.j2")
 
 
@@ -200,10 +207,13 @@ def build_report(
     )
 
     to_thumbs = os.path.relpath(home.thumbnails, home.report_dir(run_id))  # once, not per row
+    cache_dir = str(home.thumbnails)
 
     def thumb(row: dict[str, Any]) -> str | None:
-        cands = [source / row["path"], home.quarantine_dir(run_id) / row["path"]]
-        rel = make_thumbnail(home, row.get("sha256"), cands)
+        def cands() -> list[Path]:
+            return [source / row["path"], home.quarantine_dir(run_id) / row["path"]]
+
+        rel = make_thumbnail(home, row.get("sha256"), cands, cache_dir)
         return None if rel is None else f"{to_thumbs}/{rel}"
 
     base_cols = (

@@ -1,16 +1,23 @@
 """The run history: one row per run in `runs`, written at start and rewritten at the end.
 
-A run that is killed stays `running` on disk; the next run (which holds the home lock, so no
-other run can be alive) marks it `failed` with the reason, so history never lies.
+How a run ended is its status: `completed`, `validation_failed`, `failed` (an error, with its
+text in `error`) or `interrupted` (Ctrl-C, SIGTERM, a cancel from Prefect: stopped from
+outside, nothing wrong with the input; `step` says where). A run killed outright (`kill -9`,
+a power cut) cannot record anything and stays `running` on disk; the next run (which holds
+the home lock, so no other run can be alive) marks it `interrupted` too, with the step it had
+reached (the `step` file its run folder keeps), so history never lies.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import secrets
 import shutil
+import signal
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -18,9 +25,43 @@ import duckdb
 from photo_curate import __version__
 from photo_curate.home import Home
 from photo_curate.integrity import files_expr, sweep
-from photo_curate.tableio import RowWriter, sql_literal_path
+from photo_curate.tableio import RowWriter, scratch, sql_literal_path
 
-STATUSES = ("running", "completed", "failed", "validation_failed")
+STATUSES = ("running", "completed", "failed", "validation_failed", "interrupted")
+STEP_FILE = "step"  # HOME/runs/RUN_ID/step: the step the run is in
+last_written: dict[str, Any] | None = None  # the run row this process wrote last
+
+
+class StepTimes(dict[str, float]):
+    """Seconds per step of a run, and the step it is in now (also written to its run folder,
+    where the next run finds it if this one is killed)."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.current: str | None = None
+        self._marker = run_dir / STEP_FILE
+
+    def start(self, name: str) -> None:
+        self.current = name
+        try:
+            self._marker.parent.mkdir(parents=True, exist_ok=True)
+            self._marker.write_text(name, encoding="utf-8")
+        except OSError:
+            pass  # only a hint for the next run
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, SIGTERM (Prefect's TerminationSignal, also a cancel from its UI)."""
+    return isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TerminationSignal"
+
+
+def ended_by(exc: BaseException, step: str | None) -> tuple[str, str]:
+    """(status, error) of a run that `exc` ended during `step`."""
+    if not is_interrupt(exc):
+        return "failed", f"{type(exc).__name__}: {exc}"[:2000]
+    signum = getattr(exc, "signum", None) or getattr(exc, "signal", None) or signal.SIGINT
+    what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    return "interrupted", f"interrupted ({what})" + (f" during {step}" if step else "")
 
 
 def now() -> datetime:
@@ -52,6 +93,7 @@ def write_run(home: Home, row: dict[str, Any]) -> None:
         "results_key": None,
         "n_inspected": None,
         "n_extracted": None,
+        "step": None,
         "home": str(home.root),
         "host": platform.node(),
         "version": __version__,
@@ -64,6 +106,8 @@ def write_run(home: Home, row: dict[str, Any]) -> None:
             full[key] = json.dumps(full[key], sort_keys=True)
     with RowWriter(home, "runs", row["run_id"]) as out:
         out.add(full)
+    global last_written
+    last_written = full
 
 
 def source_folder(run: dict[str, Any]) -> str:
@@ -76,11 +120,28 @@ def source_folder(run: dict[str, Any]) -> str:
     return run["source"]
 
 
+_read_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+
+
 def read_run(home: Home, run_id: str) -> dict[str, Any] | None:
+    """The run's row (read again only when its file changed: a run reads its own and its
+    base run's row several times)."""
     path = home.table_file("runs", run_id)
-    if not path.exists():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return None
-    con = duckdb.connect()
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _read_cache.get(str(path))
+    if cached and cached[0] == key:
+        return dict(cached[1]) if cached[1] else None
+    row = _read_run_file(path)
+    _read_cache[str(path)] = (key, row)
+    return dict(row) if row else None
+
+
+def _read_run_file(path: Path) -> dict[str, Any] | None:
+    con = scratch()
     try:
         res = con.execute(f"SELECT * FROM read_parquet({sql_literal_path(path)})")
         cols = [d[0] for d in res.description]
@@ -97,7 +158,7 @@ def all_run_ids(home: Home) -> list[str]:
 
 
 def mark_interrupted(home: Home) -> list[str]:
-    """Runs still `running` while we hold the home lock died mid-way: record that.
+    """Runs still `running` while we hold the home lock were killed mid-way: record that.
 
     Broken table files (a crash or a full disk) are moved aside first, so one truncated file
     cannot stop every later run.
@@ -119,16 +180,36 @@ def mark_interrupted(home: Home) -> list[str]:
     for run_id in running:
         row = read_run(home, run_id)
         if row:
+            try:
+                step = (home.run_dir(run_id) / STEP_FILE).read_text(encoding="utf-8").strip()
+            except OSError:
+                step = row.get("step")
+            where = f" during {step}" if step else ""
             row.update(
-                status="failed",
+                status="interrupted",
                 finished_at=row.get("finished_at") or now(),
-                error="interrupted: the process ended before the run finished",
+                step=step or None,
+                error=f"interrupted{where}: the process ended without recording how (killed, "
+                "or the machine stopped)",
             )
             write_run(home, row)
-            # its analysis copies (one per image) are of no use now; logs and inputs stay
-            shutil.rmtree(home.run_dir(run_id) / "analysis", ignore_errors=True)
             fixed.append(run_id)
+    remove_analysis_copies(home)
     return fixed
+
+
+def remove_analysis_copies(home: Home) -> None:
+    """Remove the analysis copies (one per image) that interrupted or killed runs left; logs
+    and inputs stay. Called with the home lock held, before a run starts: no run is alive, so
+    every copy is of no use. (An interrupted run leaves them: removing thousands of files
+    while its great-expectations import holds the GIL took longer than stopping may.)"""
+    runs = home.root / "runs"
+    if not runs.is_dir():
+        return
+    for entry in os.scandir(runs):
+        analysis = os.path.join(entry.path, "analysis")
+        if os.path.isdir(analysis):
+            shutil.rmtree(analysis, ignore_errors=True)
 
 
 def previous_run(home: Home, run_id: str, source: str | None) -> str | None:

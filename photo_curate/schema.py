@@ -38,6 +38,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("results_key", "VARCHAR"),  # hash of what decides the findings from the same files
         ("n_inspected", "BIGINT"),  # images read and decoded in this run
         ("n_extracted", "BIGINT"),  # fastdup vectors computed in this run
+        ("step", "VARCHAR"),  # the step a failed or interrupted run was in
     ],
     "files": [
         ("run_id", "VARCHAR"),

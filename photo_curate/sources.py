@@ -10,8 +10,8 @@ the folder that was curated.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,20 +23,10 @@ from photo_curate.config import SourcesConfig
 from photo_curate.errors import UserError
 from photo_curate.hashing import sha256_file
 from photo_curate.home import Home
+from photo_curate.preflight import Source, check_source  # noqa: F401 (told apart there)
 from photo_curate.safe_paths import folder_name
 from photo_curate.schema import TABLES
-from photo_curate.sniff import format_from_bytes
 from photo_curate.tableio import RowWriter, copy_to_table, sql_literal_path
-
-MANIFEST_SUFFIXES = {".txt", ".csv", ".urls", ".list"}
-ACCEPTED = "a folder, an archive (zip, tar, tar.gz, tar.bz2, tar.xz) or a URL manifest (.txt/.csv)"
-
-
-@dataclass(frozen=True)
-class Source:
-    kind: str  # folder | archive | manifest
-    path: Path  # absolute
-    archive_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,47 +37,6 @@ class Acquired:
     kind: str
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # the first few failures, for the log
-
-
-def check_source(source: str | os.PathLike[str]) -> Source:
-    """Classify SOURCE, or a one-line user error for anything missing or unsupported."""
-    if not str(source).strip():
-        raise UserError("SOURCE is empty: name the folder to curate (deployments: CURATE_SOURCE)")
-    p = Path(source).expanduser().absolute()
-    if not p.exists():
-        raise UserError(f"SOURCE {source}: no such folder, archive or manifest")
-    if p.is_dir():
-        if not os.access(p, os.R_OK | os.X_OK):
-            raise UserError(f"SOURCE {source}: folder is not readable (permission denied)")
-        return Source("folder", p)
-    if not p.is_file():
-        raise UserError(f"SOURCE {source}: not a regular file or folder")
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise UserError(f"SOURCE {source}: unreadable: {exc.strerror or exc}") from None
-    fmt = archives.detect(p)
-    if fmt:
-        return Source("archive", p, fmt)
-    if _is_manifest(p, head):
-        return Source("manifest", p)
-    image = format_from_bytes(head)
-    what = f"a file ({image} image)" if image else "a file"
-    raise UserError(f"SOURCE {source}: is {what}, not {ACCEPTED}")
-
-
-def _is_manifest(path: Path, head: bytes) -> bool:
-    if not head or b"\x00" in head:
-        return False
-    text = head.decode("utf-8-sig", errors="ignore")
-    if path.suffix.lower() in MANIFEST_SUFFIXES:
-        return True
-    for raw in text.splitlines():
-        line = raw.strip().lower()
-        if line and not line.startswith("#") and not line.startswith("url"):
-            return line.startswith(("http://", "https://"))
-    return False
 
 
 def unpack_source(src: Source, home: Home, run_id: str, cfg: SourcesConfig) -> Acquired:
@@ -157,6 +106,10 @@ def download_source(src: Source, home: Home, run_id: str, cfg: SourcesConfig) ->
             if row["status"] == "failed" and len(problems) < 5:
                 problems.append(f"line {row['line']} {row['url']}: {row['error']}")
     total = sum(counts.values())
+    if counts["failed"] == total:  # nothing came: leave no empty folder behind
+        for empty in (folder, partial, partial.parent):
+            with contextlib.suppress(OSError):
+                empty.rmdir()
     if total == 0:
         raise UserError(f"manifest {src.path.name}: lists no URLs")
     if counts["failed"] == total:

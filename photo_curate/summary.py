@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 
 from photo_curate.home import Home
+from photo_curate.integrity import read_stamps, write_stamps
 from photo_curate.tableio import sql_literal_path
 
 KIND_LABELS = {
@@ -41,10 +42,32 @@ def _act_on(home: Home, run_id: str) -> list[str]:
     return list(cfg.get("actions", {}).get("act_on", ["duplicate", "invalid"]))
 
 
+SUMMARY_TABLES = ("files", "images", "findings", "clusters", "plan")
+
+
 def compute(home: Home, run_id: str) -> dict[str, Any]:
-    """Counts per kind, groups, plan and bytes for one run."""
+    """Counts per kind, groups, plan and bytes for one run; kept in its run folder while its
+    tables stay the same files (every run also shows the previous run's counts)."""
+    stamp = []
+    for table in SUMMARY_TABLES:
+        try:
+            st = home.table_file(table, run_id).stat()
+            stamp.append([table, st.st_ino, st.st_size, st.st_mtime_ns])
+        except OSError:
+            stamp.append([table, None])
+    cache = home.run_dir(run_id) / "summary.json"
+    kept = read_stamps(cache)
+    if kept.get("stamp") == stamp and isinstance(kept.get("summary"), dict):
+        return kept["summary"]
+    out = _compute(home, run_id)
+    if home.run_dir(run_id).is_dir():
+        write_stamps(cache, {"stamp": stamp, "summary": out})
+    return out
+
+
+def _compute(home: Home, run_id: str) -> dict[str, Any]:
     con = duckdb.connect()
-    for t in ("files", "images", "findings", "clusters", "plan"):
+    for t in SUMMARY_TABLES:
         run_view(con, home, t, run_id)
     one = con.execute(
         """SELECT
@@ -81,8 +104,18 @@ def _delta(now: int, before: int | None) -> str:
     return f"  ({d:+d})" if d else "  (=)"
 
 
-def _mib(n: int) -> str:
-    return f"{n / 1024**2:,.1f} MiB"
+def human_size(n: int | float | None) -> str:
+    """Bytes as a person reads them: 512 B, 3.4 KiB, 212 MiB, 1.5 GiB."""
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            if unit == "B":
+                return f"{int(size)} B"
+            return f"{size:.1f} {unit}" if abs(size) < 100 else f"{size:.0f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 def format_summary(
@@ -110,7 +143,7 @@ def format_summary(
         f"clusters of similar shots            {s['clusters']:>6}   largest {s['largest_cluster']}"
     )
     acts = ", ".join(f"{n} {a}" for a, n in sorted(s["actions"].items())) or "nothing"
-    lines.append(f"plan: {acts} ({_mib(s['planned_bytes'])})")
+    lines.append(f"plan: {acts} ({human_size(s['planned_bytes'])})")
     if run_id:
         lines.insert(0, f"run {run_id}")
     return "\n".join(lines)

@@ -29,13 +29,16 @@ from typing import Any
 import duckdb
 from prefect import task
 
+from photo_curate import interrupts
 from photo_curate.errors import UserError
 from photo_curate.hashing import sha256_file
 from photo_curate.home import Home
 from photo_curate.journal import Entry, Journal, last_states
 from photo_curate.locking import exclusive
+from photo_curate.preflight import check_writable
 from photo_curate.progress import StepProgress
 from photo_curate.runs import read_run, source_folder
+from photo_curate.summary import human_size
 from photo_curate.tableio import sql_literal_path
 from tasks.findings import folder_globs
 from tasks.validate import count_regular_files
@@ -43,19 +46,6 @@ from tasks.validate import count_regular_files
 DISK_ACTIONS = ("quarantine", "trash", "delete")
 BATCH = 200
 _FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-def check_writable(source: Path) -> None:
-    """A read-only SOURCE cannot give up files: say so before anything starts."""
-    try:
-        ro = bool(os.statvfs(source).f_flag & os.ST_RDONLY)
-    except OSError:
-        return  # the per-file checks will say what is wrong
-    if ro:
-        raise UserError(
-            f"SOURCE {source} is on a read-only file system: nothing can be moved or deleted "
-            "(a dry run works; remount it read-write to apply)"
-        )
 
 
 @dataclass
@@ -71,14 +61,15 @@ class ApplyResult:
     checks: list[str] = field(default_factory=list)
     skipped_examples: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the apply stopped before the end (a full disk)
+    bytes_done: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
         lines = [
-            f"run {self.run_id}: {self.action}: {self.done} done, {self.skipped} skipped, "
-            f"{self.failed} failed, {self.already} already done before"
+            f"run {self.run_id}: {self.action}: {self.done} done ({human_size(self.bytes_done)}), "
+            f"{self.skipped} skipped, {self.failed} failed, {self.already} already done before"
             + (f", {self.recovered} recovered from an interrupted apply" if self.recovered else "")
         ]
         lines += [f"  skipped: {s}" for s in self.skipped_examples[:10]]
@@ -365,24 +356,53 @@ def _config_of(run: dict[str, Any]) -> dict[str, Any]:
     return json.loads(run["config"]) if run.get("config") else {}
 
 
+def applicable_run(home: Home, run_id: str) -> dict[str, Any]:
+    """The run's record if its plan may be applied: validated, and not stopped before its
+    analysis was complete (a run interrupted while applying is resumed)."""
+    run = read_run(home, run_id)
+    if run is None:
+        raise UserError(f"no run {run_id} in {home.root}")
+    status = run.get("status")
+    if status != "completed" and not (status == "interrupted" and run.get("step") == "apply"):
+        raise UserError(f"run {run_id} is {status}: only a completed, validated run is applied")
+    return run
+
+
+def planned_action(home: Home, run_id: str, action: str | None = None) -> str:
+    """What applying the run's plan does: `action`, else the one its config recorded."""
+    action = action or _config_of(applicable_run(home, run_id)).get("actions", {}).get("action")
+    action = action or "quarantine"
+    if action not in DISK_ACTIONS:
+        raise UserError(f"unknown action {action!r}")
+    return action
+
+
+def plan_size(home: Home, run_id: str) -> tuple[int, int]:
+    """(files, bytes) the run's plan acts on."""
+    path = home.table_file("plan", run_id)
+    if not path.exists():
+        return 0, 0
+    con = duckdb.connect()
+    try:
+        n, size = con.execute(
+            "SELECT count(*), coalesce(sum(size_bytes), 0) FROM read_parquet($p)",
+            {"p": str(path)},
+        ).fetchall()[0]
+    finally:
+        con.close()
+    return int(n), int(size)
+
+
 def apply_plan(
     home: Home,
     run_id: str,
     action: str | None = None,
     confirm_delete: bool | None = None,
 ) -> ApplyResult:
-    """Apply (or resume applying) the plan of `run_id`."""
-    run = read_run(home, run_id)
-    if run is None:
-        raise UserError(f"no run {run_id} in {home.root}")
-    if run.get("status") != "completed":
-        raise UserError(
-            f"run {run_id} is {run.get('status')}: only a completed, validated run is applied"
-        )
+    """Apply (or resume applying) the plan of `run_id`; a delete only when `confirm_delete`."""
+    run = applicable_run(home, run_id)
     cfg = _config_of(run).get("actions", {})
-    action = action or cfg.get("action", "quarantine")
-    if action not in DISK_ACTIONS:
-        raise UserError(f"unknown action {action!r}")
+    action = planned_action(home, run_id, action)
     if action == "delete" and confirm_delete is not True:
         raise UserError(
             "delete is permanent: deleted files cannot come back; "
@@ -413,7 +433,11 @@ def apply_locked(
     moved: list[tuple[str, Path, str | None]] = []
     deleted = 0
     qdir = home.quarantine_dir(run_id)
-    with Journal(home, run_id) as j, StepProgress("apply", len(planned), "files") as prog:
+    with (
+        interrupts.deferred() as stop,  # Ctrl-C: stop between two files, never inside one
+        Journal(home, run_id) as j,
+        StepProgress("apply", len(planned), "files") as prog,
+    ):
         for start in range(0, len(planned), BATCH):
             batch = planned[start : start + BATCH]
             todo: list[tuple[Planned, Entry]] = []
@@ -435,6 +459,13 @@ def apply_locked(
                 todo.append((p, e))
             j.sync()  # intents are durable before the disk changes
             for p, e in todo:
+                if not res.stopped and interrupts.requested():
+                    res.stopped = "interrupted"
+                    stop.where = (
+                        f"during apply of run {run_id} ({res.done} files done, the others "
+                        f"untouched): `curate apply {run_id}` goes on, `curate undo {run_id}` "
+                        "puts them back"
+                    )
                 if res.stopped:  # an intent with no attempt: close it, the file is in place
                     j.write(_outcome(e, "failed", f"not attempted: {res.stopped}"))
                     res.failed += 1
@@ -443,6 +474,7 @@ def apply_locked(
                     dest = _do(source, p, e, action)
                     j.write(_outcome(e, "done", "ok", dest))
                     res.done += 1
+                    res.bytes_done += p.size_bytes or 0
                     if action == "delete":
                         deleted += 1
                     else:
@@ -552,8 +584,9 @@ def _validate_apply(
     )  # fmt: skip
     record_outcomes(home, run_id, "apply", outcomes)
     res.success = all(o.success for o in outcomes)
-    res.checks = [
-        f"{o.suite}: {o.expectation} {'passed' if o.success else 'FAILED'} ({o.observed})"
+    res.checks = [  # the column tells apart two checks of one kind (they printed alike)
+        f"{o.suite}: {o.expectation}{f' on {o.column}' if o.column else ''} "
+        f"{'passed' if o.success else 'FAILED'} ({o.observed})"
         for o in outcomes
     ]
 
@@ -630,8 +663,35 @@ def undo_run(home: Home, run_id: str) -> UndoResult:
                     j.write(_outcome(r, "failed", f"{type(exc).__name__}: {exc}"[:300]))
                     res.failed += 1
             j.sync()
+    remove_empty_folders(home.quarantine_dir(run_id))
     _refresh(home, run_id)
     return res
+
+
+def remove_empty_folders(root: Path) -> None:
+    """Remove the folders under `root` (and `root`) that are empty: a file that could not be
+    put back keeps its folder."""
+    if not root.is_dir():
+        return
+    for folder, _dirs, _files in os.walk(root, topdown=False):
+        try:
+            os.rmdir(folder)  # refuses a folder that is not empty
+        except OSError:
+            continue
+
+
+def latest_undoable(home: Home) -> tuple[str, int] | None:
+    """(run id, files) of the newest run whose moves (quarantine, trash) are not all undone."""
+    folder = home.table_dir("actions")
+    for journal in sorted(folder.glob("*.jsonl"), reverse=True) if folder.is_dir() else []:
+        last: dict[str, Entry] = {}
+        for e in last_states(journal).values():
+            if e.status == "done":
+                last[e.path] = e
+        moved = sum(1 for e in last.values() if e.action in ("quarantine", "trash"))
+        if moved:
+            return journal.stem, moved
+    return None
 
 
 def _restore_entry(e: Entry) -> Entry:

@@ -106,6 +106,7 @@ def _classify_file(path: str, name: str, st: os.stat_result) -> tuple[bool, str 
 def scan(source: Path, home: Home, run_id: str, include_hidden: bool = False) -> IngestResult:
     """Walk SOURCE (no symlinks followed) and write the run's `files` table."""
     root = source
+    prefix = len(str(root).rstrip(os.sep)) + 1  # entry paths are root/...: cheaper than relpath
     home_root = str(home.root)
     n_files = n_images = n_skipped = n_other = 0
     stack = [str(root)]
@@ -129,9 +130,9 @@ def scan(source: Path, home: Home, run_id: str, include_hidden: bool = False) ->
                 continue
             for entry in entries:
                 prog.advance()
-                rel_raw = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                rel_raw = entry.path[prefix:].replace(os.sep, "/")
                 rel = _utf8_or_none(rel_raw)
-                hidden = any(part.startswith(".") for part in rel_raw.split("/"))
+                hidden = rel_raw.startswith(".") or "/." in rel_raw  # a dot-name on the way
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -99,7 +100,12 @@ def _reused_select() -> str:
 
 
 def _quiet_worker(log_path: str) -> None:
-    """Decoders (libjpeg, libtiff) print warnings on stderr: keep them in the run's log."""
+    """Decoders (libjpeg, libtiff) print warnings on stderr: keep them in the run's log.
+
+    A terminal's Ctrl-C reaches the whole process group: the workers leave it to the parent,
+    which kills them (no traceback from each worker, no chunk finished for nothing)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 2)
     os.close(fd)
@@ -261,6 +267,9 @@ def _inspect(
                     _kill_workers(pool)
                     emit(_run_isolated(broken, opts, log_path))
                     pool = _pool(workers, log_path)
+        except BaseException:  # interrupted or failed: the chunks in flight are of no use
+            _kill_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     n = n_valid + n_invalid

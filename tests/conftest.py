@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,24 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("SENTRY_OPT_OUT", "1")
 os.environ.setdefault("FASTDUP_PRODUCTION", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# The session owns its PREFECT_HOME (a `curate` without PREFECT_API_URL starts its local server
+# there) and no server of the shell it was started from is used.
+# (this module is imported twice, as pytest's conftest and as tests.conftest: one folder)
+SESSION_PREFECT_HOME = os.environ.get("CURATE_TESTS_PREFECT_HOME") or tempfile.mkdtemp(
+    prefix="curate-tests-prefect-"
+)
+os.environ["CURATE_TESTS_PREFECT_HOME"] = os.environ["PREFECT_HOME"] = SESSION_PREFECT_HOME
+os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_local_server() -> Iterator[None]:
+    """Whatever local Prefect server the session's commands started is stopped at its end."""
+    yield
+    from photo_curate import local_server
+
+    local_server.stop(Path(SESSION_PREFECT_HOME))
+    shutil.rmtree(SESSION_PREFECT_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -157,10 +157,11 @@ def test_a_manifest_where_every_url_fails_is_a_clear_error(
     with pytest.raises(UserError, match=r"none of its 2 URLs could be downloaded.*HTTP 404"):
         download_source(check_source(manifest), home, "r", FAST)
     assert len(_rows(home, "r")) == 2  # the outcomes are recorded all the same
+    assert not list((home.root / "downloads").glob("bad-*"))  # nothing came: no empty folder
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing yet\n\n")
     with pytest.raises(UserError, match="lists no URLs"):
-        download_source(check_source(empty), home, "r2", FAST)
+        check_source(empty)  # told before anything starts
 
 
 def test_refused_connection_fails_fast_and_is_recorded(tmp_path: Path) -> None:

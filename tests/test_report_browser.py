@@ -39,11 +39,15 @@ def applied_run(
     return home, res
 
 
-def _open(chromium: Any, report: Path) -> Any:
+def _open(chromium: Any, report: Path, unfold: bool = True) -> Any:
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     messages: list[str] = []
     page.on("console", lambda m: messages.append(m.text))
     page.goto(report.as_uri())
+    page.messages = messages
+    if not unfold:
+        return page
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
     # thumbnails are lazy: make every one load now, then wait for all of them
     page.evaluate(
         """() => Promise.all([...document.images].map(img => {
@@ -51,7 +55,6 @@ def _open(chromium: Any, report: Path) -> Any:
                return img.complete ? null : new Promise(r => { img.onload = img.onerror = r; });
            }))"""
     )
-    page.messages = messages
     return page
 
 
@@ -80,7 +83,7 @@ def test_report_renders_with_thumbnails_keepers_and_safe_names(
 
         # every duplicate group shown has exactly one keeper, marked and explained
         for section in ("duplicate", "near_duplicate"):
-            groups = page.locator(f"h2#{section} ~ .group[data-kind='{section}']")
+            groups = page.locator(f"details#{section} .group[data-kind='{section}']")
             assert groups.count() >= 3
             for i in range(groups.count()):
                 group = groups.nth(i)
@@ -95,14 +98,41 @@ def test_report_renders_with_thumbnails_keepers_and_safe_names(
         assert page.locator("img[src='x']").count() == 0
 
         # after apply, the report lists what was done
-        done = page.locator("h2#actions + table tr")
+        done = page.locator("details#actions table tr")
         assert done.count() > 1
         assert "quarantine" in done.nth(1).inner_text()
         assert not [m for m in page.messages if "Content Security Policy" in m]
         page.evaluate("() => window.scrollTo(0, 0)")
         page.screenshot(path=str(screenshots / "report-top.png"))
-        page.locator("h2#duplicate").scroll_into_view_if_needed()
+        page.locator("details#duplicate").scroll_into_view_if_needed()
         page.screenshot(path=str(screenshots / "report-duplicates.png"))
+    finally:
+        page.close()
+
+
+def test_report_opens_short_with_contents_and_sections_that_fold(applied_run, chromium) -> None:
+    """As it opens: a table of contents whose links reach every section, the summary and
+    (once applied) what was done open, the rest folded (the page was
+    over 16,000 px at 1,400 px wide); a click on a folded section's title opens it, with no
+    script (the CSP allows none)."""
+    home, res = applied_run
+    page = _open(chromium, home.report_file(res["run_id"]), unfold=False)
+    try:
+        page.set_viewport_size({"width": 1400, "height": 900})
+        links = page.locator("nav.toc a").evaluate_all("as => as.map(a => a.hash.slice(1))")
+        ids = page.locator("details.section").evaluate_all("ds => ds.map(d => d.id)")
+        assert set(links) == set(ids) and len(ids) >= 12
+        opened = page.locator("details.section[open]").evaluate_all("ds => ds.map(d => d.id)")
+        assert opened == ["summary", "actions"]  # applied: what was done shows
+        folded = page.evaluate("document.documentElement.scrollHeight")
+        assert page.locator("details#plan table").is_visible() is False
+        page.locator("details#plan > summary").click()
+        assert page.locator("details#plan table").is_visible()
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        unfolded = page.evaluate("document.documentElement.scrollHeight")
+        assert folded < unfolded / 2, (folded, unfolded)
+        assert page.locator("script").count() == 0
+        assert not [m for m in page.messages if "Content Security Policy" in m]
     finally:
         page.close()
 

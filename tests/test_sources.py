@@ -73,15 +73,21 @@ def test_source_kinds_are_told_by_content(tmp_path: Path, photos: list[bytes]) -
     assert check_source(tmp_path / "d.bin").archive_format == "tar.xz"
     assert check_source(tmp_path / "e.tar").archive_format == "tar"
     (tmp_path / "urls").write_text("# my photos\nhttps://example.com/a.jpg\n")
-    (tmp_path / "list.csv").write_text("url,path\n")
+    (tmp_path / "list.csv").write_text("url,path\nhttps://example.com/a.jpg,a.jpg\n")
     assert check_source(tmp_path / "urls").kind == "manifest"
     assert check_source(tmp_path / "list.csv").kind == "manifest"
+    (tmp_path / "empty.csv").write_text("url,path\n")
+    with pytest.raises(UserError, match="lists no URLs"):
+        check_source(tmp_path / "empty.csv")
     (tmp_path / "photo.jpg").write_bytes(photos[0])
     with pytest.raises(UserError, match=r"is a file \((PNG|JPEG) image\), not a folder, an"):
         check_source(tmp_path / "photo.jpg")
     (tmp_path / "notes").write_text("hello\n")
-    with pytest.raises(UserError, match="is a file, not a folder"):
+    with pytest.raises(UserError, match="is a text file, but neither a folder, an archive nor"):
         check_source(tmp_path / "notes")
+    (tmp_path / "notes.txt").write_text("# not URLs\nbuy milk\nhttps://example.com/a.jpg\n")
+    with pytest.raises(UserError, match="its first entry is not an http"):
+        check_source(tmp_path / "notes.txt")  # a .txt is a manifest only by its content
     (tmp_path / "fake.zip").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(UserError, match="is a file"):
         check_source(tmp_path / "fake.zip")
