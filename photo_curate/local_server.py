@@ -195,7 +195,7 @@ def start(home: Path | None = None, announce: bool = True, idle: float | None = 
             terminate(info)  # hung, or another Prefect or Python (its schema may differ)
         port = _free_port()
         log_path = state_dir(home) / "server.log"
-        if announce:
+        if announce and sys.stderr.isatty():  # a person at a terminal; not a script's log
             sys.stderr.write(
                 f"curate: starting a local Prefect server (UI http://127.0.0.1:{port}, state "
                 f"in {home}; `curate server stop` stops it) ...\n"

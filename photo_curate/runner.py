@@ -190,15 +190,33 @@ def _reap() -> None:
             pass
 
 
+# what a process may do besides its uid: a command that differs in any of these (e.g. run
+# under `setpriv` without the capabilities that bypass permissions) runs the flow itself
+_CREDENTIALS = ("Uid", "Gid", "Groups", "Umask", "NoNewPrivs", "Seccomp",
+                "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")  # fmt: skip
+
+
+def _credentials(pid: int | str) -> dict[str, str] | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            lines = dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
+    except OSError:
+        return None
+    return {k: lines.get(k, "") for k in _CREDENTIALS}
+
+
 def _handle(server: socket.socket, conn: socket.socket, mine: str, cli: Any) -> bool:
     """Serve one request; False when the runner is stale."""
     conn.settimeout(10)
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
+    peer, uid, _gid = struct.unpack("3i", creds)
     msg, fds, _flags, _addr = socket.recv_fds(conn, 8, 3)
     try:
         if uid != os.getuid() or len(fds) != 3 or len(msg) != 8:
             conn.sendall(b'{"refused": "not the same user"}\n')
+            return True
+        if _credentials(peer) != _credentials("self"):
+            conn.sendall(b'{"refused": "other groups, capabilities or umask"}\n')
             return True
         size = struct.unpack("!Q", msg)[0]
         data = b""

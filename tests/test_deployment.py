@@ -167,7 +167,7 @@ def test_nightly_deployment_runs_on_a_worker(deployed, nightly_run) -> None:
     assert {"ingest", "inspect", "fastdup", "parse", "findings", "validate", "report"} <= names
     keys = {a["key"] for a in _api("POST", f"{api}/artifacts/filter", json={})}
     assert {"curate-summary", "curate-plan", "curate-validation", "curate-report"} <= keys
-    assert {"progress-inspect", "progress-fastdup"} <= keys
+    assert "progress-inspect" in keys and any(k.startswith("progress-fastdup") for k in keys)
     assert (deployed["home"] / "catalog.duckdb").exists()
 
 

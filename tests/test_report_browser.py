@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 # A copy of a photo under a name that would run script if the report spliced it into HTML.
 EVIL = "<img src=x onerror=document.title='pwned'>.jpg"
 SECTIONS = [
-    "Summary", "duplicates", "near duplicates (review)", "dark", "bright / overexposed",
-    "blurry", "outliers", "Clusters of similar shots", "invalid (corrupt, truncated, empty)",
+    "Summary", "Duplicates", "Near duplicates (review)", "Dark", "Bright / overexposed",
+    "Blurry", "Outliers", "Clusters of similar shots", "Invalid (corrupt, truncated, empty)",
     "Plan", "Validation (great-expectations)", "What was done",
 ]  # fmt: skip
 
