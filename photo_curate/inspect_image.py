@@ -2,9 +2,11 @@
 
 This runs in worker processes (see `tasks/inspect.py`), so it imports only Pillow and numpy.
 A full decode is the only reliable validity check: fastdup passes truncated JPEGs as valid.
-The analysis copy (long side <= 512, EXIF orientation applied, alpha flattened on white) is what
-fastdup sees: one decode of the original serves the validity check, the metrics and fastdup,
-and formats or names fastdup cannot read never reach it.
+The analysis copy (long side <= 512, EXIF orientation applied, transparency composited over a
+neutral grey) is what fastdup sees: one decode of the original serves the validity check, the
+metrics, the report thumbnail and fastdup, and formats or names fastdup cannot read never reach
+it. A file no decoder here reads (camera RAW, JPEG XL, a TIFF compression Pillow lacks) is
+`unsupported`, not invalid, unless its structure shows it was damaged.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from photo_curate.sniff import format_from_bytes
+from photo_curate.containers import check_tiff
+from photo_curate.sniff import RAW_FORMATS, TIFF_RAW, format_from_bytes, raw_format
 
 cv2.setNumThreads(1)  # one worker process per core already
 
@@ -31,6 +34,9 @@ ANALYSIS_SIZE = 512
 THUMB_SIZE = 200
 MIN_SIDE = 10  # fastdup rejects images under 10 px on a side
 FLAT_STDV = 2.0  # below this, an image has no structure to measure sharpness on
+# Transparent areas are shown on a neutral grey, not white: a picture drawn in the alpha
+# channel of a white image (desktop wallpapers) must look like itself, not like a white page.
+BACKGROUND = (128, 128, 128)
 
 _EXIF_IFD = 0x8769
 _TAG_DATETIME_ORIGINAL = 0x9003
@@ -140,10 +146,12 @@ def jpeg_is_truncated(data: bytes) -> bool:
 
 
 def _flatten(im: Image.Image) -> Image.Image:
-    """RGB view of any mode; transparent areas shown on white as viewers do."""
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+    """RGB view of any mode; transparent areas composited over BACKGROUND."""
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        im.mode in ("P", "L", "RGB") and "transparency" in im.info
+    ):
         rgba = im.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        bg = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
         return Image.alpha_composite(bg, rgba).convert("RGB")
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float64)
@@ -250,6 +258,7 @@ def _empty_row() -> dict[str, Any]:
         "frames": None,
         "is_valid": False,
         "error": None,
+        "unsupported": False,
         "captured_at": None,
         "camera_make": None,
         "camera_model": None,
@@ -315,6 +324,10 @@ def inspect_file(
     if not data:
         row["error"] = "empty file (0 bytes)"
         return row
+    raw = raw_format(abs_path, data[:64])
+    if raw:  # never handed to Pillow: it would read a RAW's small preview as the photo
+        _undecodable(data, raw, row)
+        return row
     try:
         _decode_and_measure(data, analysis_path, opts, row)
         row["is_valid"] = True
@@ -323,16 +336,16 @@ def inspect_file(
     except Image.DecompressionBombError as exc:
         row["error"] = f"too large: {exc}"
     except UnidentifiedImageError:
-        row["format"] = fmt = format_from_bytes(data[:32])
-        if fmt and fmt not in Image.OPEN:  # the bytes say what it is; nothing here decodes it
-            row["error"] = f"unsupported format: {fmt} (no decoder for it here; not analysed)"
-        elif fmt:
-            row["error"] = f"not a readable image: corrupt {fmt} data"
+        fmt = format_from_bytes(data[:32])
+        if fmt:
+            _undecodable(data, fmt, row)
         else:
             row["error"] = "not a readable image: unknown or corrupt format"
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc) or type(exc).__name__
-        if "truncated" in msg:
+        if row["format"] == "TIFF" and _NO_DECODER in msg:
+            _undecodable(data, "TIFF", row)  # Pillow parsed it but lacks the codec
+        elif "truncated" in msg:
             row["error"] = f"truncated: {msg}"
         else:
             row["error"] = f"corrupt: {msg}"
@@ -341,6 +354,44 @@ def inspect_file(
     if not row["is_valid"]:
         row["analysis_file"] = None
     return row
+
+
+_NO_DECODER = "not available"  # Pillow: "decoder <name> not available"
+
+
+def _undecodable(data: bytes, fmt: str, row: dict[str, Any]) -> None:
+    """Fill `row` for a file that no decoder here reads: `unsupported` when its container is
+    sound (or cannot be checked), invalid when its structure shows damage."""
+    row["format"] = fmt
+    if fmt == "TIFF":
+        tiff = check_tiff(data)
+        if tiff.damage is None:
+            row["unsupported"] = True
+            row["error"] = (
+                f"unsupported format: TIFF with {tiff.detail} (no decoder for it here; "
+                "not analysed)"
+            )
+        elif tiff.damage.startswith("truncated"):
+            row["error"] = tiff.damage
+        else:
+            row["error"] = f"not a readable image: corrupt TIFF data ({tiff.damage})"
+        return
+    if fmt in TIFF_RAW:
+        # a cut-off file is damaged; a structure tifffile does not know (maker formats) is not
+        tiff = check_tiff(data)
+        if tiff.damage and tiff.damage.startswith("truncated"):
+            row["error"] = f"{tiff.damage} ({fmt} camera RAW)"
+            return
+    if fmt in RAW_FORMATS:
+        row["unsupported"] = True
+        row["error"] = (
+            f"unsupported format: {fmt} camera RAW (no RAW decoder here yet; not analysed)"
+        )
+    elif fmt not in Image.OPEN:  # the bytes say what it is; nothing here decodes it
+        row["unsupported"] = True
+        row["error"] = f"unsupported format: {fmt} (no decoder for it here; not analysed)"
+    else:
+        row["error"] = f"not a readable image: corrupt {fmt} data"
 
 
 def _decode_jpeg_reduced(data: bytes, width: int, height: int) -> np.ndarray:
