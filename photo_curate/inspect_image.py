@@ -32,6 +32,7 @@ cv2.setNumThreads(1)  # one worker process per core already
 
 ANALYSIS_SIZE = 512
 THUMB_SIZE = 200
+THUMB_VERSION = 2  # 2: transparency over grey (the thumbnail cache folder is per version)
 MIN_SIDE = 10  # fastdup rejects images under 10 px on a side
 FLAT_STDV = 2.0  # below this, an image has no structure to measure sharpness on
 # Transparent areas are shown on a neutral grey, not white: a picture drawn in the alpha
@@ -145,7 +146,7 @@ def jpeg_is_truncated(data: bytes) -> bool:
     return data.find(b"\xff\xd9", sos) < 0
 
 
-def _flatten(im: Image.Image) -> Image.Image:
+def flatten(im: Image.Image) -> Image.Image:
     """RGB view of any mode; transparent areas composited over BACKGROUND."""
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         im.mode in ("P", "L", "RGB") and "transparency" in im.info
@@ -430,6 +431,12 @@ def thumbnail_path(root: str, sha256: str) -> str:
     return os.path.join(root, sha256[:2], f"{sha256}.jpg")
 
 
+def read_thumbnail(path: str) -> np.ndarray | None:
+    """A cached thumbnail as RGB uint8 (None when it is missing or unreadable)."""
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def write_thumbnail(arr: np.ndarray, path: str) -> None:
     """A small JPEG for the report, made once per content (the cache is keyed by sha256)."""
     if os.path.exists(path):
@@ -484,7 +491,7 @@ def _decode_and_measure(
         width, height = height, width
     row["width"], row["height"] = width, height
     if arr is None:
-        arr = np.asarray(_flatten(im))
+        arr = np.asarray(flatten(im))
     if orient in _ORIENTATIONS:
         arr = np.ascontiguousarray(_transpose(arr, orient))
     arr = _fit(arr, ANALYSIS_SIZE) if max(arr.shape[:2]) > ANALYSIS_SIZE else arr

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 
 from photo_curate.changes import changes_since_previous
 from photo_curate.home import Home
-from photo_curate.inspect_image import THUMB_SIZE, write_thumbnail
+from photo_curate.inspect_image import THUMB_SIZE, flatten, write_thumbnail
 from photo_curate.runs import previous_run, read_run, source_folder
 from photo_curate.summary import KIND_LABELS, compute, run_view
 
@@ -55,7 +55,7 @@ def make_thumbnail(home: Home, sha256: str | None, candidates: list[Path]) -> st
         try:
             with Image.open(src) as opened:
                 opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))
-                upright = ImageOps.exif_transpose(opened).convert("RGB")
+                upright = flatten(ImageOps.exif_transpose(opened))
             write_thumbnail(np.asarray(upright), str(out))
             return rel
         except Exception:

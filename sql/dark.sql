@@ -1,12 +1,12 @@
 -- dark: underexposed. Absolute: the brightest 5 % of pixels (p95) stay below $dark_p95 and the
--- mean below $dark_mean, so a night scene with lights is not dark. Relative: a similar shot
--- of the same scene (fastdup similarity >= $exposure_pair_similarity) is brighter by at least
+-- mean below $dark_mean, so a night scene with lights is not dark. Relative: a copy of the
+-- same picture (its pixels show the same frame: pair_checks relation copy or variant) is brighter by at least
 -- $dark_relative_drop levels of mean, and this one has no highlights left
 -- (p95 < $dark_relative_p95): the darkened copy, not its normal twin. score = p95.
 WITH edges AS (
-    SELECT path_a AS path, path_b AS other FROM pairs WHERE similarity >= $exposure_pair_similarity
+    SELECT path_a AS path, path_b AS other FROM pair_checks WHERE relation IN ('copy', 'variant')
     UNION ALL
-    SELECT path_b, path_a FROM pairs WHERE similarity >= $exposure_pair_similarity
+    SELECT path_b, path_a FROM pair_checks WHERE relation IN ('copy', 'variant')
 ),
 relative AS (
     SELECT e.path, max(o.mean - i.mean) AS drop,
@@ -22,7 +22,7 @@ SELECT
     CASE
         WHEN i.p95 < $dark_p95 AND i.mean < $dark_mean
             THEN printf('dark: 95%% of pixels below %d of 255 (mean %.0f)', i.p95::INTEGER + 1, i.mean)
-        ELSE printf('dark: %.0f levels darker than the similar shot %s (p95 %d)',
+        ELSE printf('dark: %.0f levels darker than its copy %s (p95 %d)',
                     r.drop, r.brighter, i.p95::INTEGER)
     END AS reason
 FROM images i

@@ -6,7 +6,8 @@
 -- then the earliest file (copies and re-encodes are written after their original), then the
 -- larger file, the sharper, the shorter path. File size alone is no measure of quality
 -- between copies of equal pixels: a brightened or re-encoded-at-higher-quality copy is larger
--- without being better. The reason says what decided it against the keeper.
+-- without being better. The reason says what the pixels showed (`evidence(path_a, path_b,
+-- evidence)`: the group's edges) and what decided it against the keeper.
 WITH m AS (
     SELECT
         g.group_id, g.path, g.score,
@@ -16,7 +17,7 @@ WITH m AS (
         -- JPEG quality in bands of 10 (lossless formats count as 100): a clearly
         -- lower-quality re-encode loses, small differences fall through to age
         coalesce(i.jpeg_quality, 100) // 10 AS quality_band, i.jpeg_quality,
-        coalesce(p.preferred, false) AS preferred
+        coalesce(p.preferred, false) AS preferred, i.sha256
     FROM members g
     JOIN images i ON i.path = g.path
     LEFT JOIN prefs p ON p.path = g.path
@@ -45,7 +46,8 @@ ranked AS (
 k AS (
     SELECT group_id, path AS keeper, pixels AS k_pixels, width AS k_w, height AS k_h,
            size_bytes AS k_size, sharpness AS k_sharp, taken AS k_taken, preferred AS k_pref,
-           has_exif AS k_exif, mtime AS k_mtime, quality_band AS k_band, jpeg_quality AS k_q
+           has_exif AS k_exif, mtime AS k_mtime, quality_band AS k_band, jpeg_quality AS k_q,
+           sha256 AS k_sha
     FROM ranked WHERE rank = 1
 )
 SELECT
@@ -53,7 +55,9 @@ SELECT
     CASE
         WHEN r.rank = 1 THEN printf('keeper of %d: %dx%d, %d bytes', r.n_members, r.width, r.height,
                                      r.size_bytes)
-        ELSE 'copy of ' || k.keeper || ', kept because it ' || CASE
+        ELSE 'copy of ' || k.keeper || ' (' || coalesce(
+            CASE WHEN r.sha256 = k.k_sha THEN 'byte-identical' END, ev.evidence, 'the same picture'
+        ) || '), kept because it ' || CASE
             WHEN k.k_pref AND NOT r.preferred THEN 'is in a preferred folder'
             WHEN $keep = 'largest' AND k.k_size > r.size_bytes THEN 'is the largest file'
             WHEN $keep = 'newest' AND k.k_taken > r.taken THEN 'is the newest'
@@ -72,3 +76,7 @@ SELECT
     END AS reason
 FROM ranked r
 JOIN k USING (group_id)
+LEFT JOIN (SELECT least(path_a, path_b) AS lo, greatest(path_a, path_b) AS hi,
+                  any_value(evidence) AS evidence
+           FROM evidence GROUP BY ALL) ev
+  ON ev.lo = least(r.path, k.keeper) AND ev.hi = greatest(r.path, k.keeper)
