@@ -27,7 +27,7 @@ Action = Literal["quarantine", "trash", "delete"]
 
 
 class _Strict(BaseModel):
-    # strict: `threads: true` or `dark_p95: "50"` are mistakes, not 1 and 50.0; no NaN or
+    # strict: `threads: true` or `dark_p99: "50"` are mistakes, not 1 and 50.0; no NaN or
     # infinity (a NaN threshold would make every comparison in the SQL rules false)
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
@@ -127,15 +127,22 @@ class RulesConfig(_Strict):
     )
     near_duplicate_similarity: float = Field(0.80, ge=0.0, le=1.0)
     cluster_similarity: float = Field(0.80, ge=0.0, le=1.0)
-    dark_p95: float = Field(50.0, ge=0, le=255, description="brightest tones below: dark")
-    dark_mean: float = Field(50.0, ge=0, le=255)
+    graphic_flat_share: float = Field(
+        0.40, ge=0, le=1, description="graphics (flat areas) are not judged for exposure/blur"
+    )
+    dark_p99: float = Field(90.0, ge=0, le=255, description="brightest 1 % below this: dark")
+    dark_mean: float = Field(60.0, ge=0, le=255)
     dark_relative_drop: float = Field(30.0, ge=0, le=255)
     dark_relative_p95: float = Field(100.0, ge=0, le=255)
-    bright_clipped: float = Field(0.80, ge=0, le=1, description="share of blown-out pixels")
-    bright_mean: float = Field(230.0, ge=0, le=255)
+    bright_clipped: float = Field(0.30, ge=0, le=1, description="share of blown-out pixels")
+    bright_mean: float = Field(150.0, ge=0, le=255)
+    bright_highlights: float = Field(
+        0.60, ge=0, le=1, description="share of the frame in the top tones (>= 200)"
+    )
+    bright_highlight_clipped: float = Field(0.10, ge=0, le=1)
     bright_relative_lift: float = Field(50.0, ge=0, le=255)
     bright_relative_clipped: float = Field(0.35, ge=0, le=1)
-    blur_sharpness: float = Field(-2.6, description="log10 contrast-normalised Laplacian var")
+    blur_sharpness: float = Field(-2.1, description="log10 contrast-normalised Laplacian var")
     blur_falloff: float = Field(
         -0.7, description="sharpness at 256 px minus at 128 px below this: blurry"
     )

@@ -263,9 +263,9 @@ def build_report(
     cfg = json.loads(run["config"]) if run.get("config") else {}
     rules = cfg.get("rules", {})
     plots = {
-        "brightness (p95: brightest 5 % of pixels)": svg_histogram(
-            _histogram(con, "p95", 0, 255), 0, 255,
-            [(rules.get("dark_p95", 0), "dark below")], "p95 of luminance",
+        "brightness (p99: brightest 1 % of pixels)": svg_histogram(
+            _histogram(con, "p99", 0, 255), 0, 255,
+            [(rules.get("dark_p99", 0), "dark below")], "p99 of luminance",
         ),
         "mean brightness": svg_histogram(
             _histogram(con, "mean", 0, 255), 0, 255,

@@ -74,6 +74,9 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("p05", "DOUBLE"),
         ("p50", "DOUBLE"),
         ("p95", "DOUBLE"),
+        ("p99", "DOUBLE"),
+        ("highlights", "DOUBLE"),  # share of the frame in the top tones (luminance >= 200)
+        ("flat_share", "DOUBLE"),  # share of flat 3x3 areas: graphics, not photos, when high
         ("clipped_dark", "DOUBLE"),
         ("clipped_bright", "DOUBLE"),
         ("lapvar", "DOUBLE"),

@@ -38,7 +38,7 @@ def _one_line_error(p: subprocess.CompletedProcess[str]) -> str:
     [
         (["run", "/no/such/folder"], "no such folder"),
         (["run", "__FILE__"], "is a file"),
-        (["run", "__DIR__", "--config", "__BADCFG__"], "rules.dark_p95"),
+        (["run", "__DIR__", "--config", "__BADCFG__"], "rules.dark_p99"),
         (["run", "__DIR__", "--config", "/no/such.yaml"], "config file not found"),
         (["run"], "required"),
         (["frobnicate"], "invalid choice"),
@@ -51,7 +51,7 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path: Path, args: list[str], fra
     f = tmp_path / "photo.jpg"
     f.write_bytes(b"x")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("rules:\n  dark_p95: very dark\n")
+    bad.write_text("rules:\n  dark_p99: very dark\n")
     subs = {"__FILE__": str(f), "__DIR__": str(tmp_path), "__BADCFG__": str(bad)}
     p = curate(*[subs.get(a, a) for a in args], home=tmp_path / "home")
     assert p.returncode == 2, p.stderr
