@@ -15,17 +15,19 @@ WITH m AS (
         round(coalesce(i.sharp_256, i.sharp_128, i.sharpness, -9) * 10) AS detail_band,
         coalesce(i.clipped_dark, 0) + coalesce(i.clipped_bright, 0) AS clipped,
         round((coalesce(i.clipped_dark, 0) + coalesce(i.clipped_bright, 0)) * 50) AS clip_band,
-        coalesce(d.rank, 0) AS copy_rank
+        coalesce(d.rank, 0) AS copy_rank,
+        coalesce(pm.picture <> g.path, false) AS a_copy
     FROM members g
     JOIN images i ON i.path = g.path
     LEFT JOIN flags f ON f.path = g.path
     LEFT JOIN dup_order d ON d.path = g.path
+    LEFT JOIN pic pm ON pm.path = g.path
 ),
 ranked AS (
     SELECT *,
         row_number() OVER (
             PARTITION BY group_id
-            ORDER BY defect ASC, detail_band DESC NULLS LAST, clip_band ASC, pixels DESC NULLS LAST,
+            ORDER BY a_copy ASC, defect ASC, detail_band DESC NULLS LAST, clip_band ASC, pixels DESC NULLS LAST,
                      copy_rank ASC, path ASC
         ) AS rank,
         count(*) OVER (PARTITION BY group_id) AS n_members
