@@ -131,6 +131,9 @@ class RulesConfig(_Strict):
         0.40, ge=0, le=1, description="graphics (flat areas) are not judged for exposure/blur"
     )
     dark_p99: float = Field(90.0, ge=0, le=255, description="brightest 1 % below this: dark")
+    dark_max: float = Field(
+        120.0, ge=0, le=255, description="the brightest spot below this too (stars, lamps)"
+    )
     dark_mean: float = Field(60.0, ge=0, le=255)
     dark_relative_drop: float = Field(30.0, ge=0, le=255)
     dark_relative_p95: float = Field(100.0, ge=0, le=255)

@@ -12,7 +12,9 @@
 --   variant  the same frame with a strong tone or blur change (a darkened, overexposed or
 --            blurred copy): same framing, structure within $variant_max_mean_diff /
 --            $variant_max_worst_block after tone matching (or after the best blur of the
---            sharper one). Only the relative dark, bright and blurry rules use it.
+--            sharper one), and a change in tones or detail beyond a copy's. A change of colour
+--            alone (B&W, sepia, a grade) makes a similar shot. Only the relative dark, bright
+--            and blurry rules use variants.
 --   similar  the same scene, other content (burst frames, stereo views, B&W, sepia, graded or
 --            filtered edits, retouches, re-framings): embedding similarity at least
 --            $near_duplicate_similarity and aligned luminance correlation >= $similar_min_ncc.
@@ -30,6 +32,9 @@ t AS (
     SELECT *,
         NOT coalesce(flat, false) AND overlap >= $copy_min_overlap
             AND mean_diff <= $variant_max_mean_diff AND worst_block <= $variant_max_worst_block
+            AND (tone_shift > $copy_max_tone_shift OR contrast_ratio < $copy_min_contrast_ratio
+                 OR detail_ratio < $copy_min_detail_ratio
+                 OR abs(coalesce(sharpness_diff, 0)) > $copy_max_sharpness_diff)
             AS same_frame,
         NOT coalesce(flat, false) AND overlap >= $copy_min_overlap AND blur_sigma > 0
             AND blur_diff <= $variant_max_mean_diff AND blur_worst_block <= $variant_max_worst_block
