@@ -1,6 +1,6 @@
 """Judgement on real libraries: similar-but-different shots, and defects without their twins.
 
-    .venv/bin/python -m bench.similar [--pool A|B|both] [--seed 1] [--work /tmp/curate-bench-similar]
+    .venv/bin/python -m bench.similar [--pool A|B|both] [--kind similar|defects|both] [--seed 1]
 
 Two collections per pool, each run with `curate run` as a user would (the CLI, a fresh home),
 scored with photo_curate.evaluate (truth in the sample's CSV format):
@@ -301,7 +301,7 @@ def run_one(work: Path, kind: str, pool_name: str, seed: int) -> dict[str, objec
     h = Home(home)
     result = evaluate(h, all_run_ids(h)[0], truth)
     result["seconds"] = seconds
-    result["files"] = sum(1 for _ in open(truth, encoding="utf-8")) - 1
+    result["files"] = len(truth.read_text(encoding="utf-8").splitlines()) - 1
     return result
 
 
