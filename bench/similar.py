@@ -137,15 +137,19 @@ class Truth:
         self.root = root
         self.rows: list[dict[str, str]] = []
 
-    def put(self, rel: str, data: bytes, base: str, variant: str, param: str = "") -> None:
+    def put(
+        self, rel: str, data: bytes, base: str, variant: str, param: str = "", scene: str = ""
+    ) -> None:
         p = self.root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
-        self.rows.append({"path": rel, "base": base, "variant": variant, "param": param})
+        self.rows.append(
+            {"path": rel, "base": base, "variant": variant, "param": param, "scene": scene}
+        )
 
     def write(self, path: Path) -> Path:
         with open(path, "w", newline="", encoding="utf-8") as fh:
-            wr = csv.DictWriter(fh, fieldnames=["path", "base", "variant", "param"])
+            wr = csv.DictWriter(fh, fieldnames=["path", "base", "variant", "param", "scene"])
             wr.writeheader()
             wr.writerows(self.rows)
         return path
@@ -208,8 +212,14 @@ def similar_collection(out: Path, pool_name: str, seed: int) -> Path:
     rng = random.Random(f"similar:{pool_name}:{seed}")
     t = Truth(out / "photos")
     stereo = {n for pair in STEREO["A"] + STEREO["B"] for n in pair}
-    photos = [p for p in pool(pool_name) if p.name not in stereo]
-    chosen = rng.sample(photos, min(len(photos), 30))
+    photos, designs = [], set()
+    for p in pool(pool_name):
+        design = p.stem.removesuffix("-l").removesuffix("-d")  # gnome: light and dark versions
+        if p.name not in stereo and design not in designs:
+            designs.add(design)
+            photos.append(p)
+    chosen = [p for p in rng.sample(photos, min(len(photos), 34)) if not _is_graphic(_load(p))]
+    chosen = chosen[:30]  # graphics (plain colours, renders) cannot take these edits
     for i, p in enumerate(chosen):
         base = f"ph{i:03d}"
         im = _load(p)
@@ -220,11 +230,13 @@ def similar_collection(out: Path, pool_name: str, seed: int) -> Path:
             scene = f"{Path(video).stem}{j}"
             for k, frame in enumerate(burst):
                 # the first frame and a true copy of it (one picture); the others: bursts
+                # frames of one fixed camera are one scene, whichever part of the video
                 t.put(f"Bursts/{scene}-{k}.jpg", _jpeg(frame, 92), scene,
-                      "original" if k == 0 else "burst")  # fmt: skip
+                      "original" if k == 0 else "burst", scene=video)  # fmt: skip
                 if k == 0:
                     small = frame.resize((frame.width // 2, frame.height // 2))
-                    t.put(f"Shared/{scene}-{k}_small.jpg", _jpeg(small, 80), scene, "resized")
+                    t.put(f"Shared/{scene}-{k}_small.jpg", _jpeg(small, 80), scene, "resized",
+                          scene=video)  # fmt: skip
     for a, b in STEREO[pool_name]:
         base = Path(a).stem
         for name in (a, b):
@@ -233,8 +245,9 @@ def similar_collection(out: Path, pool_name: str, seed: int) -> Path:
     mate = CACHE / "x/usr/share/backgrounds/mate"
     for name in RGBA_WALLPAPERS:
         found = sorted(mate.glob(f"*/{name}"))
-        if found:
-            t.put(f"Wallpapers/{name}", found[0].read_bytes(), f"rgba-{name}", "alpha")
+        if found:  # the light and dark stripes are one design
+            scene = "MATE-Stripes" if name.startswith("MATE-Stripes") else ""
+            t.put(f"Wallpapers/{name}", found[0].read_bytes(), f"rgba-{name}", "alpha", scene=scene)
     return t.write(out / "truth.csv")
 
 

@@ -69,14 +69,17 @@ def _pairs(groups: dict[str, list[str]]) -> set[frozenset[str]]:
 
 def expected_near_pairs(truth: dict[str, dict[str, str]]) -> set[frozenset[str]]:
     """Every pair of files of one scene that holds more than one picture (the copies of a
-    picture join its similar-shot group too)."""
+    picture join its similar-shot group too). The scene is the truth's optional `scene`
+    column (frames of one video, a wallpaper's light and dark versions), else the base."""
     by_base: dict[str, list[str]] = defaultdict(list)
     for p, r in truth.items():
-        by_base[r["base"]].append(p)
+        by_base[r.get("scene") or r["base"]].append(p)
     out = set()
     for members in by_base.values():
         variants = {truth[p]["variant"] for p in members}
-        if variants & (set(SIMILAR_VARIANTS) | set(DEFECT_VARIANTS)) and len(members) > 1:
+        pictures = {truth[p]["base"] for p in members}
+        similar = variants & (set(SIMILAR_VARIANTS) | set(DEFECT_VARIANTS))
+        if (similar or len(pictures) > 1) and len(members) > 1:
             out.update(frozenset(pr) for pr in itertools.combinations(sorted(members), 2))
     return out
 

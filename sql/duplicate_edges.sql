@@ -1,8 +1,8 @@
 -- duplicate (edges): the same picture. Either byte-identical files (same sha256), or a pair
 -- whose pixels show a copy (pair_checks.relation = 'copy', see relation.sql: re-encoded,
--- resized, slightly cropped, mildly corrected) at embedding similarity >= $duplicate_similarity,
--- neither flagged dark, bright or blurry unless both are. A darkened, blown-out or blurred
--- version of a photo is a variant, not a copy: its own rule reports it. Groups are stars
+-- resized, slightly cropped, mildly corrected) at embedding similarity >= $duplicate_similarity.
+-- A darkened, blown-out or blurred version of a photo is a variant, not a copy: its own rule
+-- reports it (and of copies, keeper.sql keeps one that no defect rule flags). Groups are stars
 -- around the best copy (photo_curate/graph.py): every copy planned for removal has one of
 -- these edges with its group's keeper; chains do not make groups. `evidence` says what the
 -- pixels showed.
@@ -17,11 +17,8 @@ bytes AS (
 visual AS (
     SELECT k.path_a, k.path_b, k.similarity, k.evidence
     FROM pair_checks k
-    JOIN flags fa ON fa.path = k.path_a
-    JOIN flags fb ON fb.path = k.path_b
     WHERE k.relation = 'copy' AND k.evidence <> 'byte-identical'
       AND k.similarity >= $duplicate_similarity
-      AND fa.dark = fb.dark AND fa.bright = fb.bright AND fa.blurry = fb.blurry
 )
 SELECT path_a, path_b, similarity, evidence FROM bytes WHERE path_a <> path_b
 UNION ALL

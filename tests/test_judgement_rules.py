@@ -137,12 +137,13 @@ def test_duplicate_edges_are_byte_copies_and_pixel_copies_only() -> None:
     assert _run(con, "duplicate_edges", _params()) == [
         ("a", "a2", 1.0, "byte-identical"),
         ("a", "b", 0.97, "copy!"),
-    ]  # c~e is below duplicate_similarity (0.80) and only e is blurry
+    ]  # c~e is below duplicate_similarity (0.80)
     low = _params(duplicate_similarity=0.75, near_duplicate_similarity=0.75)
     assert _run(con, "duplicate_edges", low) == [
         ("a", "a2", 1.0, "byte-identical"),
         ("a", "b", 0.97, "copy!"),
-    ]  # fmt: skip (e is blurry, c is not: not duplicates even when similar enough)
+        ("c", "e", 0.79, "copy!"),  # a flag on one of them (e) does not matter: keeper.sql
+    ]
 
 
 def test_near_duplicate_and_cluster_edges_come_from_verified_relations() -> None:
@@ -281,3 +282,22 @@ def test_best_shot_is_the_sharpest_well_exposed_picture_and_says_why(
                              "sharp: this one is flagged dark, bright or blurry")  # fmt: skip
     # the copy is sharper at 256 px, but it is a copy of the best picture, not another shot
     assert rows["sharp-copy"] == (False, "copy of the best shot sharp (see its duplicate group)")
+
+
+def test_keeper_prefers_an_unflagged_copy_and_names_the_pixel_evidence() -> None:
+    con = duckdb.connect()
+    _images(con, {"orig.jpg": {"width": 800, "height": 600},
+                  "brighter.jpg": {"width": 1600, "height": 1200}})  # fmt: skip
+    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
+                "FROM images")  # fmt: skip
+    con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
+    con.execute(
+        "CREATE TABLE flags AS SELECT path, false AS dark, path = 'brighter.jpg' AS bright, "
+        "false AS blurry FROM images"
+    )
+    con.execute("CREATE TABLE evidence AS SELECT 'brighter.jpg' AS path_a, 'orig.jpg' AS path_b, "
+                "'same picture: mean diff 0.7' AS evidence")  # fmt: skip
+    rows = {r[1]: (r[4], r[7]) for r in _run(con, "keeper", _params())}
+    assert rows["orig.jpg"][0] is True  # fewer pixels, but the other copy is flagged bright
+    reason = "copy of orig.jpg (same picture: mean diff 0.7), kept because it is not flagged"
+    assert rows["brighter.jpg"] == (False, reason + " dark, bright or blurry")
