@@ -25,16 +25,23 @@ sql/relation.sql classifies them (copy, variant, similar, none) with the config'
    saturation ratio, global chroma shift and the worst block of chroma difference.
 4. A blurred copy differs at every edge: when the two differ in detail, the sharper image is
    blurred with a few Gaussian widths and the best fit is kept.
+5. A pair that looks like a copy at thumbnail size is looked at closer, from the original files
+   (`Original`) at up to FINE_SCALE x the work grid (512 px): the warp refined there, both
+   lightly smoothed and tone-matched, and each pixel's difference taken from the range of the
+   other image's 3 x 3 neighbourhood, so resampling and half-pixel misalignment cost nothing
+   while a subject that moved by a few pixels (the other view of a stereo pair, the next
+   frame) or a retouched patch does. `fine_block` is the worst 16 x 16 window of that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
 
-COMPARE_VERSION = "pix-1"  # part of the pair cache key: a change here recomputes pairs
+COMPARE_VERSION = "pix-2"  # part of the pair cache key: a change here recomputes pairs
 WORK = 128  # long side of the alignment grid
 GRID = 96  # long side of the comparison grid
 BLOCK = 8  # block side on the comparison grid
@@ -46,6 +53,12 @@ BLUR_SIGMAS = (0.7, 1.2, 2.0, 3.2)  # on the comparison grid
 BLUR_DETAIL_RATIO = 1.25  # less difference in detail than this: no blur fit
 IDENTITY_SCORE = 0.97  # a search match this good at scale 1 and offset 0: the same framing
 FLAT_STD = 3.0  # luminance standard deviation below this: no structure to align or compare
+FINE_SCALE = 4  # the closer look: at most this multiple of the work grid (512 px)
+FINE_MIN_SCALE = 2  # originals too small for twice the work grid show nothing new
+FINE_SIGMA = 1.2  # smoothing before the closer look (resampling, JPEG noise)
+FINE_WINDOW = 16
+FINE_GATE_MEAN = 6.0  # looked at closer only when the thumbnails differ this little
+FINE_GATE_WORST = 24.0
 _TRIM = 0.06  # template margin a side: an uneven crop changes the aspect ratio this much
 _STOP = 0.98  # a search score this good ends the search over scales
 
@@ -72,9 +85,19 @@ class PairMeasures:
     blur_sigma: float  # Gaussian sigma (grid px) that best turns the sharper into the other
     blur_diff: float  # mean luminance difference after that blur (mean_diff when none fits)
     blur_worst_block: float  # worst block after that blur
+    fine_block: float  # worst 16 x 16 window of the closer look (NaN: not looked at)
 
     def as_row(self) -> dict[str, float | bool]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Original:
+    """The file behind a thumbnail, for the closer look: its size as displayed and a reader
+    that returns it in grey levels at a given (width, height)."""
+
+    size: tuple[int, int]
+    read: Callable[[tuple[int, int]], np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -390,7 +413,7 @@ def _flat(pa: Prepared, pb: Prepared) -> PairMeasures:
         ncc=0.0, overlap=0.0, flat=True, raw_diff=raw, tone_shift=raw, contrast_ratio=0.0,
         mean_diff=raw, worst_block=raw, block_ratio=0.0, chroma_corr=0.0, saturation_ratio=0.0,
         chroma_shift=0.0, chroma_residual=0.0, worst_chroma_block=0.0, detail_ratio=0.0,
-        blur_sigma=0.0, blur_diff=raw, blur_worst_block=raw,
+        blur_sigma=0.0, blur_diff=raw, blur_worst_block=raw, fine_block=float("nan"),
     )  # fmt: skip
 
 
@@ -401,7 +424,7 @@ def _framing_only(score: float, overlap: float) -> PairMeasures:
         ncc=score, overlap=overlap, flat=False, raw_diff=nan, tone_shift=nan,
         contrast_ratio=nan, mean_diff=nan, worst_block=nan, block_ratio=nan, chroma_corr=nan,
         saturation_ratio=nan, chroma_shift=nan, chroma_residual=nan, worst_chroma_block=nan,
-        detail_ratio=nan, blur_sigma=nan, blur_diff=nan, blur_worst_block=nan,
+        detail_ratio=nan, blur_sigma=nan, blur_diff=nan, blur_worst_block=nan, fine_block=nan,
     )  # fmt: skip
 
 
@@ -422,8 +445,56 @@ def _grid_views(
     return ra[:hh, :ww], rb[:hh, :ww]
 
 
-def compare(a: np.ndarray | Prepared, b: np.ndarray | Prepared) -> PairMeasures | None:
-    """Measure how two images differ; None when no alignment exists at all."""
+def _envelope_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How far each pixel of one lies outside the range of the other's 3 x 3 neighbourhood,
+    both ways round: a shift of up to a pixel (resampling, alignment) costs nothing."""
+    k = np.ones((3, 3), np.uint8)
+    da = np.maximum(a - cv2.dilate(b, k), cv2.erode(b, k) - a)
+    db = np.maximum(b - cv2.dilate(a, k), cv2.erode(a, k) - b)
+    return np.maximum(np.maximum(da, db), 0)
+
+
+def _fine_block(
+    big: Prepared, small: Prepared, warp: np.ndarray, ob: Original, os_: Original
+) -> float:
+    """The closer look (step 5): the worst FINE_WINDOW window of the envelope difference of the
+    originals at k x the work grid; NaN when they are too small or unreadable."""
+    (bh, bw), (sh, sw) = big.gray.shape, small.gray.shape
+    k = int(min(FINE_SCALE, min(ob.size) / min(bh, bw), min(os_.size) / min(sh, sw)))
+    if k < FINE_MIN_SCALE:
+        return float("nan")
+    fb, fs = ob.read((bw * k, bh * k)), os_.read((sw * k, sh * k))
+    if fb is None or fs is None:
+        return float("nan")
+    fb, fs = fb.astype(np.float32), fs.astype(np.float32)
+    w = warp.copy()
+    w[:, 2] *= k
+    w = _gauss_newton(cv2.GaussianBlur(fb, (0, 0), 1.0), cv2.GaussianBlur(fs, (0, 0), 1.0), w, 3)
+    box = _overlap_box(w, fb.shape, fs.shape)
+    if box is None:
+        return float("nan")
+    x0, y0, x1, y1 = box
+    warped = cv2.warpAffine(
+        fs, w, (fb.shape[1], fb.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )  # fmt: skip
+    va = np.clip(cv2.GaussianBlur(fb[y0:y1, x0:x1], (0, 0), FINE_SIGMA), 0, 255).astype(np.uint8)
+    vb = np.clip(cv2.GaussianBlur(warped[y0:y1, x0:x1], (0, 0), FINE_SIGMA), 0, 255)
+    vb = vb.astype(np.uint8)
+    diff = _envelope_diff(_match_lut(va, vb)[va], vb.astype(np.float32))
+    means = cv2.blur(diff, (FINE_WINDOW, FINE_WINDOW), borderType=cv2.BORDER_REFLECT)
+    r = FINE_WINDOW // 2
+    inner = means[r:-r, r:-r] if min(means.shape) > 2 * FINE_WINDOW else means
+    return float(inner.max())
+
+
+def compare(
+    a: np.ndarray | Prepared,
+    b: np.ndarray | Prepared,
+    originals: tuple[Original, Original] | None = None,
+) -> PairMeasures | None:
+    """Measure how two images differ; None when no alignment exists at all. With the
+    `originals` of a and b, a pair that looks alike at thumbnail size is looked at closer."""
     pa = a if isinstance(a, Prepared) else prepare(a)
     pb = b if isinstance(b, Prepared) else prepare(b)
     if pa.flat or pb.flat:
@@ -469,6 +540,10 @@ def compare(a: np.ndarray | Prepared, b: np.ndarray | Prepared) -> PairMeasures 
     hb = cv2.resize(lb, (lb.shape[1] // 2, lb.shape[0] // 2), interpolation=cv2.INTER_AREA)
     da_, db_ = _detail(ha), _detail(hb)
     sigma, bdiff, bworst = _blur_fit(la, lb, worst, mean_diff, da_, db_)
+    fine = float("nan")
+    if originals is not None and mean_diff <= FINE_GATE_MEAN and worst <= FINE_GATE_WORST:
+        ob, os_ = originals if big is pa else originals[::-1]
+        fine = _fine_block(big, small, warp, ob, os_)
     return PairMeasures(
         ncc=ncc,
         overlap=float(overlap),
@@ -488,4 +563,5 @@ def compare(a: np.ndarray | Prepared, b: np.ndarray | Prepared) -> PairMeasures 
         blur_sigma=sigma,
         blur_diff=bdiff,
         blur_worst_block=bworst,
+        fine_block=fine,
     )

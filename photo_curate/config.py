@@ -109,6 +109,9 @@ class RulesConfig(_Strict):
     copy_max_chroma_residual: float = Field(2.5, ge=0, description="colour grade, recolouring")
     copy_max_chroma_block: float = Field(8.0, ge=0)
     copy_min_detail_ratio: float = Field(0.80, ge=0, le=1, description="blur or sharpening")
+    copy_max_fine_block: float = Field(
+        8.0, ge=0, le=255, description="closer look: worst 16x16 window, a moved subject"
+    )
     copy_max_sharpness_diff: float = Field(
         0.5, ge=0, description="log10 detail at a common scale (512 px analysis)"
     )

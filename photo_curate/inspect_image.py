@@ -449,6 +449,39 @@ def _transpose(arr: np.ndarray, orient: int) -> np.ndarray:
     return ops[orient](arr)
 
 
+def display_size(path: str) -> tuple[int, int] | None:
+    """(width, height) of the image at `path` as displayed, from its header; None if unreadable."""
+    _register_heif()
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orient = im.getexif().get(0x0112) or 1
+    except Exception:  # any decoder error: no size
+        return None
+    return (h, w) if orient in (5, 6, 7, 8) else (w, h)
+
+
+def read_gray(path: str, size: tuple[int, int]) -> np.ndarray | None:
+    """The image at `path` as displayed (orientation applied, transparency over grey) in grey
+    levels at exactly `size` (width, height); None when it cannot be read. JPEGs are decoded
+    at a reduced DCT scale where that still covers `size`."""
+    _register_heif()
+    try:
+        with Image.open(path) as im:
+            orient = im.getexif().get(0x0112) or 1
+            stored = (size[1], size[0]) if orient in (5, 6, 7, 8) else size
+            if im.format in ("JPEG", "MPO"):
+                im.draft("RGB", stored)
+            arr = np.asarray(flatten(im))
+    except Exception:  # any decoder error: nothing to compare
+        return None
+    if orient in _ORIENTATIONS:
+        arr = np.ascontiguousarray(_transpose(arr, orient))
+    gray = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+    shrink = size[0] < gray.shape[1]
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def thumbnail_path(root: str, sha256: str) -> str:
     return os.path.join(root, sha256[:2], f"{sha256}.jpg")
 

@@ -123,6 +123,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("blur_sigma", "DOUBLE"),
         ("blur_diff", "DOUBLE"),
         ("blur_worst_block", "DOUBLE"),
+        ("fine_block", "DOUBLE"),  # the closer look from the files (NULL: not looked at)
         ("sharpness_diff", "DOUBLE"),
     ],
     "outliers": [

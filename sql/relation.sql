@@ -7,7 +7,10 @@
 --            stands out: <= $copy_max_block_ratio x the typical one), the colours match (chroma
 --            correlation, saturation, shift, residual and worst window), and neither is
 --            blurred or sharpened (detail ratio on the grid, sharpness at a common scale of the
---            512 px analysis copies). Byte-identical contents are copies without measuring.
+--            512 px analysis copies). Seen closer, from the files at up to 512 px with half-
+--            pixel shifts forgiven, no 16 x 16 window differs by more than
+--            $copy_max_fine_block levels (a subject moved by a few pixels, a small retouch).
+--            Byte-identical contents are copies without measuring.
 --            Two plain images (no structure) are copies only when their raw colours match.
 --   variant  the same frame with a strong tone or blur change (a darkened, overexposed or
 --            blurred copy): same framing, structure within $variant_max_mean_diff /
@@ -50,7 +53,9 @@ t AS (
             AND chroma_residual <= $copy_max_chroma_residual
             AND worst_chroma_block <= $copy_max_chroma_block
             AND detail_ratio >= $copy_min_detail_ratio
-            AND abs(coalesce(sharpness_diff, 0)) <= $copy_max_sharpness_diff, false) AS same_picture
+            AND abs(coalesce(sharpness_diff, 0)) <= $copy_max_sharpness_diff
+            AND (coalesce(isnan(fine_block), true) OR fine_block <= $copy_max_fine_block),
+            false) AS same_picture
     FROM c
 ),
 r AS (
@@ -70,8 +75,10 @@ SELECT
         WHEN same_bytes THEN 'byte-identical'
         WHEN relation = 'copy' AND flat THEN printf('same plain picture: colours differ by %.1f', raw_diff)
         WHEN relation = 'copy' THEN printf(
-            'same picture: aligned (%.0f%% overlap), mean diff %.1f, worst block %.1f, colour matches',
-            100 * overlap, mean_diff, worst_block)
+            'same picture: aligned (%.0f%% overlap), mean diff %.1f, worst block %.1f, colour matches%s',
+            100 * overlap, mean_diff, worst_block,
+            CASE WHEN NOT isnan(fine_block)
+                 THEN printf(', closer look: worst window %.1f', fine_block) ELSE '' END)
         WHEN relation = 'variant' AND blurred_frame AND NOT coalesce(same_frame, false) THEN printf(
             'same frame, one blurred: a blur of %.1f px explains it (mean diff %.1f)',
             blur_sigma, blur_diff)
@@ -85,6 +92,9 @@ SELECT
         WHEN block_ratio > $copy_max_block_ratio OR worst_block > $copy_max_worst_block THEN printf(
             'a local change: worst block %.1f (typical %.1f), mean diff %.1f',
             worst_block, worst_block / block_ratio - 0.5, mean_diff)
+        WHEN NOT isnan(fine_block) AND fine_block > $copy_max_fine_block THEN printf(
+            'a small change seen closer (a moved subject, a retouch): worst window %.1f levels',
+            fine_block)
         WHEN chroma_corr < $copy_min_chroma_corr OR saturation_ratio < $copy_min_saturation_ratio
              OR chroma_shift > $copy_max_chroma_shift OR chroma_residual > $copy_max_chroma_residual
              OR worst_chroma_block > $copy_max_chroma_block THEN printf(
@@ -100,5 +110,6 @@ SELECT
     END AS evidence,
     ncc, overlap, flat, raw_diff, tone_shift, contrast_ratio, mean_diff, worst_block,
     block_ratio, chroma_corr, saturation_ratio, chroma_shift, chroma_residual,
-    worst_chroma_block, detail_ratio, blur_sigma, blur_diff, blur_worst_block, sharpness_diff
+    worst_chroma_block, detail_ratio, blur_sigma, blur_diff, blur_worst_block, fine_block,
+    sharpness_diff
 FROM r

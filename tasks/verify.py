@@ -28,13 +28,22 @@ from typing import Any
 import duckdb
 from prefect import task
 
-from photo_curate.compare import COMPARE_VERSION, PairMeasures, Prepared, compare, prepare
+from photo_curate.compare import (
+    COMPARE_VERSION,
+    Original,
+    PairMeasures,
+    Prepared,
+    compare,
+    prepare,
+)
 from photo_curate.config import CurateConfig
 from photo_curate.home import Home
 from photo_curate.inspect_image import (
     THUMB_VERSION,
     InspectOptions,
+    display_size,
     inspect_file,
+    read_gray,
     read_thumbnail,
     thumbnail_path,
 )
@@ -45,6 +54,7 @@ from photo_curate.tableio import atomic_path, copy_to_table, sql_literal_path
 BATCH = 256  # pairs per worker task
 MIN_POOL = 400  # fewer pairs than this are measured in this process (no pool start-up)
 CACHE_IMAGES = 384  # prepared images kept per process (about 100 kB each)
+CACHE_ORIGINALS = 16  # originals read for the closer look kept per process (about 200 kB each)
 MEASURES = [f.name for f in fields(PairMeasures)]
 PAIR_KEY = hashlib.sha256(f"{COMPARE_VERSION}:{THUMB_VERSION}".encode()).hexdigest()[:12]
 
@@ -104,16 +114,44 @@ def _load(thumbs: str, sha: str) -> Prepared | None:
     return got
 
 
-def measure_pairs(thumbs: str, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Measurements of content pairs from their thumbnails (a row of NULLs when one is
-    missing or no alignment exists)."""
+_read: OrderedDict[tuple[str, tuple[int, int]], Any] = OrderedDict()
+
+
+def _read_cached(path: str, size: tuple[int, int]) -> Any:
+    key = (path, size)
+    if key in _read:
+        _read.move_to_end(key)
+        return _read[key]
+    got = _read[key] = read_gray(path, size)
+    if len(_read) > CACHE_ORIGINALS:
+        _read.popitem(last=False)
+    return got
+
+
+def _original(path: str) -> Original | None:
+    size = display_size(path)
+    return Original(size, lambda s: _read_cached(path, s)) if size else None
+
+
+def measure_pairs(
+    thumbs: str, source: str, pairs: list[tuple[str, str, str, str]]
+) -> list[dict[str, Any]]:
+    """Measurements of content pairs (lo, hi, a file of lo, a file of hi) from their
+    thumbnails, looked at closer from the files when they look alike (a row of NULLs when a
+    thumbnail is missing or no alignment exists)."""
     import cv2
 
     cv2.setNumThreads(1)
     out = []
-    for lo, hi in pairs:
+    for lo, hi, path_lo, path_hi in pairs:
         a, b = _load(thumbs, lo), _load(thumbs, hi)
-        m = compare(a, b) if a is not None and b is not None else None
+        m = None
+        if a is not None and b is not None:
+            oa, ob = (
+                _original(os.path.join(source, path_lo)),
+                _original(os.path.join(source, path_hi)),
+            )
+            m = compare(a, b, (oa, ob) if oa and ob else None)
         row: dict[str, Any] = {"lo": lo, "hi": hi}
         row.update(m.as_row() if m else dict.fromkeys(MEASURES))
         out.append(row)
@@ -140,14 +178,19 @@ def _ensure_thumbnails(
                 inspect_file(str(source / path), None, opts)  # writes its thumbnail if valid
 
 
-def _missing(con: duckdb.DuckDBPyConnection, cache: Path) -> Iterator[list[tuple[str, str]]]:
+def _missing(
+    con: duckdb.DuckDBPyConnection, cache: Path
+) -> Iterator[list[tuple[str, str, str, str]]]:
+    """The content pairs not measured yet, each with a file of either content."""
     reader = con.sql(
-        f"""SELECT DISTINCT lo, hi FROM cand
+        f"""SELECT lo, hi, min(CASE WHEN sha_a = lo THEN path_a ELSE path_b END),
+                   min(CASE WHEN sha_a = lo THEN path_b ELSE path_a END)
+            FROM cand
             WHERE lo <> hi AND (lo, hi) NOT IN (SELECT (lo, hi) FROM {_cache_source(cache)})
-            ORDER BY lo, hi"""
+            GROUP BY lo, hi ORDER BY lo, hi"""
     ).to_arrow_reader(BATCH)
     for batch in reader:
-        yield list(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
+        yield list(zip(*(batch.column(i).to_pylist() for i in range(4)), strict=True))
 
 
 _STORE_SQL = "SELECT " + ", ".join(
@@ -156,14 +199,21 @@ _STORE_SQL = "SELECT " + ", ".join(
 )
 
 
+def _null_nan(value: Any) -> Any:
+    """A measurement that was not taken (NaN) is stored as NULL."""
+    return None if isinstance(value, float) and value != value else value
+
+
 def _store(rows: list[dict[str, Any]], writer: Any, con: duckdb.DuckDBPyConnection) -> None:
     """Append measured rows to the cache file (DuckDB turns them into Arrow: pyarrow's own
     conversion of Python lists imports pandas)."""
-    params = {n: [r[n] for r in rows] for n in ("lo", "hi", *MEASURES)}
+    params = {n: [_null_nan(r[n]) for r in rows] for n in ("lo", "hi", *MEASURES)}
     writer.write_table(con.sql(_STORE_SQL, params=params).to_arrow_table().cast(writer.schema))
 
 
-def _measure_missing(con: duckdb.DuckDBPyConnection, home: Home, run_id: str, workers: int) -> int:
+def _measure_missing(
+    con: duckdb.DuckDBPyConnection, home: Home, run_id: str, workers: int, source: Path
+) -> int:
     """Measure the content pairs not in the cache; add them to it (one file per run)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -191,10 +241,10 @@ def _measure_missing(con: duckdb.DuckDBPyConnection, home: Home, run_id: str, wo
             batches = _missing(con, cache)
             if total < MIN_POOL or workers <= 1:
                 for pairs in batches:
-                    _store(measure_pairs(thumbs, pairs), writer, rows_con)
+                    _store(measure_pairs(thumbs, str(source), pairs), writer, rows_con)
                     prog.advance(len(pairs))
             else:
-                _in_pool(batches, thumbs, workers, writer, rows_con, prog)
+                _in_pool(batches, thumbs, str(source), workers, writer, rows_con, prog)
         finally:
             writer.close()
             rows_con.close()
@@ -202,8 +252,9 @@ def _measure_missing(con: duckdb.DuckDBPyConnection, home: Home, run_id: str, wo
 
 
 def _in_pool(
-    batches: Iterator[list[tuple[str, str]]],
+    batches: Iterator[list[tuple[str, str, str, str]]],
     thumbs: str,
+    source: str,
     workers: int,
     writer: Any,
     con: duckdb.DuckDBPyConnection,
@@ -213,7 +264,7 @@ def _in_pool(
     pending: set[Future[list[dict[str, Any]]]] = set()
     try:
         for pairs in batches:
-            pending.add(pool.submit(measure_pairs, thumbs, pairs))
+            pending.add(pool.submit(measure_pairs, thumbs, source, pairs))
             if len(pending) >= 2 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -236,7 +287,7 @@ def verify(home: Home, run_id: str, cfg: CurateConfig, source: Path) -> VerifyRe
         n_cand = con.execute("SELECT count(DISTINCT (lo, hi)) FROM cand").fetchall()[0][0]
         if n_cand:
             _ensure_thumbnails(con, home, run_id, source)
-        n_new = _measure_missing(con, home, run_id, cfg.workers())
+        n_new = _measure_missing(con, home, run_id, cfg.workers(), source)
         images = sql_literal_path(home.table_file("images", run_id))
         con.execute(f"CREATE TEMP VIEW images AS SELECT * FROM read_parquet({images})")
         con.execute(

@@ -1,7 +1,8 @@
 """The pixel comparison (photo_curate/compare.py) on real photos, frames and wallpapers.
 
 Each pair goes through what a run does to it: the analysis copy (long side 512), the report
-thumbnail (200 px JPEG), then compare(); the relation is sql/relation.sql with the default
+thumbnail (200 px JPEG), then compare() with the images themselves as the originals for the
+closer look; the relation is sql/relation.sql with the default
 thresholds, over a one-row `checks` table, so these are the rules a run applies.
 """
 
@@ -18,7 +19,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from photo_curate import sample
-from photo_curate.compare import PairMeasures, compare
+from photo_curate.compare import Original, PairMeasures, compare
 from photo_curate.config import RulesConfig
 from photo_curate.inspect_image import THUMB_SIZE, _fit, flatten, pixel_metrics
 from photo_curate.rules import params_for, rule_sql
@@ -46,8 +47,18 @@ def _jpeg(im: Image.Image, quality: int = 90) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue()))
 
 
+def _original(im: Image.Image) -> Original:
+    """The image as the file a run would read for the closer look."""
+
+    def read(size: tuple[int, int]) -> np.ndarray:
+        gray = cv2.cvtColor(np.asarray(flatten(im)), cv2.COLOR_RGB2GRAY)
+        return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+    return Original(im.size, read)
+
+
 def _relation(a: Image.Image, b: Image.Image, similarity: float = 0.95) -> tuple[str, PairMeasures]:
-    m = compare(_thumb(a), _thumb(b))
+    m = compare(_thumb(a), _thumb(b), (_original(a), _original(b)))
     assert m is not None
     con = duckdb.connect()
     cols = m.as_row()
@@ -156,6 +167,7 @@ def test_burst_frames_are_not_copies_but_a_frame_and_its_copy_are(opencv_data: P
 
 def test_stereo_and_before_after_pairs_of_opencv_are_not_copies(opencv_data: Path) -> None:
     pairs = [
+        ("rubberwhale1.png", "rubberwhale2.png"),  # alike at thumbnail size: a few px of motion
         ("aloeL.jpg", "aloeR.jpg"),
         ("leuvenA.jpg", "leuvenB.jpg"),
         ("basketball1.png", "basketball2.png"),
@@ -164,6 +176,16 @@ def test_stereo_and_before_after_pairs_of_opencv_are_not_copies(opencv_data: Pat
     for a, b in pairs:
         rel, m = _relation(Image.open(opencv_data / a), Image.open(opencv_data / b))
         assert rel != "copy", (a, m)
+
+
+def test_the_closer_look_tells_a_small_motion_from_a_copy(opencv_data: Path) -> None:
+    a, b = (Image.open(opencv_data / f"rubberwhale{i}.png").convert("RGB") for i in (1, 2))
+    seen = compare(_thumb(a), _thumb(b))
+    assert seen is not None and seen.worst_block < 10  # the thumbnails alone look like copies
+    rel, m = _relation(a, b)
+    assert rel == "similar" and m.fine_block > 10, m
+    rel, m = _relation(a, _jpeg(a.resize((a.width * 3 // 4, a.height * 3 // 4)), 80))
+    assert rel == "copy" and m.fine_block < 4, m
 
 
 def test_pictures_in_the_alpha_channel_of_white_wallpapers_differ(opencv_data: Path) -> None:

@@ -70,7 +70,7 @@ COPY_MEASURES = {
     "contrast_ratio": 0.98, "mean_diff": 0.8, "worst_block": 2.0, "block_ratio": 1.5,
     "chroma_corr": 0.99, "saturation_ratio": 0.97, "chroma_shift": 0.5, "chroma_residual": 0.8,
     "worst_chroma_block": 2.0, "detail_ratio": 0.97, "blur_sigma": 0.0, "blur_diff": 0.8,
-    "blur_worst_block": 2.0,
+    "blur_worst_block": 2.0, "fine_block": 1.5,
 }  # fmt: skip
 
 
@@ -114,12 +114,14 @@ def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
         "dim-pair": {"worst_block": 30.0, "mean_diff": 12.0, "ncc": 0.7, "similarity": 0.78},
         "plain-same": {"flat": True, "raw_diff": 1.5},
         "plain-other": {"flat": True, "raw_diff": 30.0},
+        "moved": {"fine_block": 11.0},  # alike at thumbnail size, a subject moved seen closer
+        "small": {"fine_block": None},  # files too small to look closer: the thumbnails decide
     })  # fmt: skip
     assert got == {
         "copy": "copy", "bytes": "copy", "burst": "similar", "bw": "similar",
         "graded": "similar", "reframed": "similar", "darker": "variant", "blurred": "variant",
         "sharpened": "variant", "stranger": "none", "dim-pair": "none",
-        "plain-same": "copy", "plain-other": "none",
+        "plain-same": "copy", "plain-other": "none", "moved": "similar", "small": "copy",
     }  # fmt: skip
 
 
