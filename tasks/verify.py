@@ -16,6 +16,7 @@ images are held per worker.
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import os
 from collections import OrderedDict
@@ -201,7 +202,7 @@ _STORE_SQL = "SELECT " + ", ".join(
 
 def _null_nan(value: Any) -> Any:
     """A measurement that was not taken (NaN) is stored as NULL."""
-    return None if isinstance(value, float) and value != value else value
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _store(rows: list[dict[str, Any]], writer: Any, con: duckdb.DuckDBPyConnection) -> None:
