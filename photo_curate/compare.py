@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-COMPARE_VERSION = "pix-2"  # part of the pair cache key: a change here recomputes pairs
+COMPARE_VERSION = "pix-3"  # part of the pair cache key: a change here recomputes pairs
 WORK = 128  # long side of the alignment grid
 GRID = 96  # long side of the comparison grid
 BLOCK = 8  # block side on the comparison grid
@@ -51,7 +51,6 @@ SCALES = (1.0, 0.94, 0.88, 0.82, 0.76, 0.70, 0.62, 0.54)  # smaller view / large
 DETAIL_MIN_OVERLAP = 0.70
 BLUR_SIGMAS = (0.7, 1.2, 2.0, 3.2)  # on the comparison grid
 BLUR_DETAIL_RATIO = 1.25  # less difference in detail than this: no blur fit
-IDENTITY_SCORE = 0.97  # a search match this good at scale 1 and offset 0: the same framing
 FLAT_STD = 3.0  # luminance standard deviation below this: no structure to align or compare
 FINE_SCALE = 4  # the closer look: at most this multiple of the work grid (512 px)
 FINE_MIN_SCALE = 2  # originals too small for twice the work grid show nothing new
@@ -60,7 +59,6 @@ FINE_WINDOW = 16
 FINE_GATE_MEAN = 6.0  # looked at closer only when the thumbnails differ this little
 FINE_GATE_WORST = 24.0
 _TRIM = 0.06  # template margin a side: an uneven crop changes the aspect ratio this much
-_STOP = 0.98  # a search score this good ends the search over scales
 
 
 @dataclass(frozen=True)
@@ -162,16 +160,20 @@ def _match(big: np.ndarray, tmpl: np.ndarray) -> tuple[float, tuple[int, int]]:
     return float(score), loc
 
 
-def _search(big: Prepared, small: Prepared) -> tuple[float, float, float, float]:
-    """(score, scale, x, y) at quarter resolution: where `small`, scaled, sits in `big`."""
-    best = (-2.0, 1.0, 0.0, 0.0)
+def _search(big: Prepared, small: Prepared) -> list[tuple[float, float, float, float]]:
+    """Where `small`, scaled, sits in `big` at quarter resolution: (score, scale, x, y) of the
+    best match preferring the larger scale (a copy over a crop of it), and of the best match
+    outright when that is another scale (a smooth picture matches at several scales; the
+    closer fit decides)."""
+    biased = best = (-2.0, 1.0, 0.0, 0.0)
     for s, tmpl, mw, mh in small.templates:
         score, (x, y) = _match(big.quarter, tmpl)
-        if score > best[0] + 0.01:  # prefer the larger scale unless clearly better
-            best = (score, s, float(x - mw), float(y - mh))
-        if best[0] >= _STOP:
-            break
-    return best
+        found = (score, s, float(x - mw), float(y - mh))
+        if score > biased[0] + 0.01:  # prefer the larger scale unless clearly better
+            biased = found
+        if score > best[0]:
+            best = found
+    return [biased] if best[1] == biased[1] else [biased, best]
 
 
 def _near(big: np.ndarray, small: np.ndarray, s0: float) -> tuple[float, float, float, float]:
@@ -263,19 +265,44 @@ def _refine(big: Prepared, small: Prepared, warp: np.ndarray) -> np.ndarray:
     return out
 
 
-def _align(pa: Prepared, pb: Prepared) -> tuple[Prepared, Prepared, np.ndarray, float] | None:
-    """(larger view, smaller view, warp from the larger's to the smaller's work coordinates,
-    search score), from the template search alone."""
+def _align(pa: Prepared, pb: Prepared) -> list[tuple[Prepared, Prepared, np.ndarray, float]]:
+    """Candidate alignments from the template search: (larger view, smaller view, warp from
+    the larger's to the smaller's work coordinates, search score). Both ways round when the
+    search cannot tell which view is the larger (a crop matches its original at scale 1 as
+    well as the other way)."""
     first = _search(pa, pb)  # b inside a
-    second = _search(pb, pa) if first[0] < _STOP else (-2.0, 1.0, 0.0, 0.0)
-    swap = second[0] > first[0] + 0.01
-    big, small = (pb, pa) if swap else (pa, pb)
-    score, s, _, _ = second if swap else first
-    if score < -1.0:
+    second = _search(pb, pa)
+    ways: list[tuple[Prepared, Prepared, list[tuple[float, float, float, float]]]] = []
+    if first[0][0] >= second[0][0] - 0.01:
+        ways.append((pa, pb, first))
+    if second[0][0] >= first[0][0] - 0.01:
+        ways.append((pb, pa, second))
+    out = []
+    for big, small, found in ways:
+        for coarse, s0, _, _ in found:
+            if coarse < -1.0:
+                continue
+            score, s, x, y = _near(big.half, small.half, s0)
+            x, y = 2 * x, 2 * y  # half-resolution offsets at work resolution
+            warp = np.array([[1 / s, 0, -x / s], [0, 1 / s, -y / s]], np.float32)
+            out.append((big, small, warp, score))
+    return out
+
+
+def _fit_alignment(
+    big: Prepared, small: Prepared, warp: np.ndarray, score: float
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray] | None:
+    """One candidate alignment refined: (warp, overlap, both views on the comparison grid);
+    None when the views do not overlap enough to compare."""
+    box = _overlap_box(warp, big.gray.shape, small.gray.shape)
+    if box is None:
         return None
-    score, s, x, y = _near(big.half, small.half, s)
-    x, y = 2 * x, 2 * y  # half-resolution offsets at work resolution; small = (big - off) / s
-    return big, small, np.array([[1 / s, 0, -x / s], [0, 1 / s, -y / s]], np.float32), score
+    warp = _refine(big, small, warp)  # also at scale 1: a crop of a smooth picture matches there
+    box = _overlap_box(warp, big.gray.shape, small.gray.shape) or box
+    ra, rb = _grid_views(big, small, warp, box)
+    if min(ra.shape[:2]) < 2 * BLOCK:
+        return None
+    return warp, _overlap(warp, box, big, small), ra, rb
 
 
 def _overlap_box(
@@ -499,26 +526,19 @@ def compare(
     pb = b if isinstance(b, Prepared) else prepare(b)
     if pa.flat or pb.flat:
         return _flat(pa, pb)
-    aligned = _align(pa, pb)
-    if aligned is None:
+    best = None
+    for big, small, warp, score in _align(pa, pb):
+        got = _fit_alignment(big, small, warp, score)
+        if got is None:
+            continue
+        ga, gb = (cv2.cvtColor(v, cv2.COLOR_RGB2GRAY) for v in got[2:])
+        fit = _tone_matched(ga, gb)[1]  # the candidate whose views agree best is the alignment
+        if best is None or fit < best[0]:
+            best = (fit, big, small, score, got)
+    if best is None:
         return None
-    big, small, warp, score = aligned
-    box = _overlap_box(warp, big.gray.shape, small.gray.shape)
-    if box is None:
-        return None
-    overlap = _overlap(warp, box, big, small)
+    _, big, small, score, (warp, overlap, ra, rb) = best
     if overlap < DETAIL_MIN_OVERLAP:
-        return _framing_only(score, overlap)
-    same_frame = (
-        big.gray.shape == small.gray.shape and warp[0, 0] == 1.0 and not warp[:, 2].any()
-        and score >= IDENTITY_SCORE
-    )  # fmt: skip
-    if not same_frame:
-        warp = _refine(big, small, warp)  # (the same framing, matched this well, needs none)
-    box = _overlap_box(warp, big.gray.shape, small.gray.shape) or box
-    overlap = _overlap(warp, box, big, small)
-    ra, rb = _grid_views(big, small, warp, box)
-    if min(ra.shape[:2]) < 2 * BLOCK:
         return _framing_only(score, overlap)
     la = cv2.cvtColor(ra, cv2.COLOR_RGB2GRAY)
     lb = cv2.cvtColor(rb, cv2.COLOR_RGB2GRAY)

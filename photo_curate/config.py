@@ -92,7 +92,7 @@ class RulesConfig(_Strict):
     )
     # copy: the same picture (sql/relation.sql); differences on the 96 px comparison grid
     copy_min_overlap: float = Field(
-        0.80, ge=0.70, le=1.0, description="share of each side in both views (small crops)"
+        0.85, ge=0.70, le=1.0, description="share of each side in both views (small crops)"
     )
     copy_max_mean_diff: float = Field(3.0, ge=0, le=255, description="after tone matching")
     copy_max_worst_block: float = Field(10.0, ge=0, le=255, description="worst 8x8 window")
