@@ -47,7 +47,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
         "bright_highlights": [0.5, 0.6, 0.7],
     },
     "blurry": {
-        "blur_sharpness": [-2.3, -2.2, -2.1, -2.0],
+        "blur_sharpness": [-2.6, -2.5, -2.4, -2.3, -2.2, -2.1],
         "blur_falloff": [-0.6, -0.7, -0.8, -9],
     },
 }

@@ -148,7 +148,7 @@ class RulesConfig(_Strict):
     bright_highlight_clipped: float = Field(0.10, ge=0, le=1)
     bright_relative_lift: float = Field(50.0, ge=0, le=255)
     bright_relative_clipped: float = Field(0.35, ge=0, le=1)
-    blur_sharpness: float = Field(-2.1, description="log10 contrast-normalised Laplacian var")
+    blur_sharpness: float = Field(-2.4, description="log10 contrast-normalised Laplacian var")
     blur_falloff: float = Field(
         -0.7, description="sharpness at 256 px minus at 128 px below this: blurry"
     )

@@ -44,8 +44,13 @@ t AS (
             AS blurred_frame,
         coalesce(flat AND raw_diff <= $copy_max_flat_diff, false) AS same_plain,
         coalesce(NOT flat AND overlap >= $copy_min_overlap
-            AND mean_diff <= $copy_max_mean_diff AND worst_block <= $copy_max_worst_block
-            AND block_ratio <= $copy_max_block_ratio
+            AND mean_diff <= $copy_max_mean_diff
+            -- a local change: the closer look decides where it was taken (the thumbnails of a
+            -- mostly plain picture make JPEG noise in its one textured spot stand out)
+            AND CASE WHEN NOT coalesce(isnan(fine_block), true)
+                     THEN worst_block <= $variant_max_worst_block
+                     ELSE worst_block <= $copy_max_worst_block
+                          AND block_ratio <= $copy_max_block_ratio END
             AND tone_shift <= $copy_max_tone_shift AND contrast_ratio >= $copy_min_contrast_ratio
             AND chroma_corr >= $copy_min_chroma_corr
             AND saturation_ratio >= $copy_min_saturation_ratio
@@ -89,12 +94,12 @@ SELECT
             'other framing: views overlap %.0f%% of a side, correlation %.2f', 100 * overlap, ncc)
         WHEN ncc IS NULL AND NOT coalesce(flat, false) THEN 'not compared (no thumbnail or no alignment)'
         WHEN flat THEN printf('plain picture, colours differ by %.1f', raw_diff)
-        WHEN block_ratio > $copy_max_block_ratio OR worst_block > $copy_max_worst_block THEN printf(
-            'a local change: worst block %.1f (typical %.1f), mean diff %.1f',
-            worst_block, worst_block / block_ratio - 0.5, mean_diff)
         WHEN NOT isnan(fine_block) AND fine_block > $copy_max_fine_block THEN printf(
             'a small change seen closer (a moved subject, a retouch): worst window %.1f levels',
             fine_block)
+        WHEN block_ratio > $copy_max_block_ratio OR worst_block > $copy_max_worst_block THEN printf(
+            'a local change: worst block %.1f (typical %.1f), mean diff %.1f',
+            worst_block, worst_block / block_ratio - 0.5, mean_diff)
         WHEN chroma_corr < $copy_min_chroma_corr OR saturation_ratio < $copy_min_saturation_ratio
              OR chroma_shift > $copy_max_chroma_shift OR chroma_residual > $copy_max_chroma_residual
              OR worst_chroma_block > $copy_max_chroma_block THEN printf(
