@@ -38,8 +38,12 @@ from photo_curate.sample import Recipe, build_collection
 COLLECTIONS = CACHE / "collections"
 PER_FOLDER = 250
 SOURCE_LIMIT = 2000  # sources are shrunk to this long side before cropping (as bench/speed.py)
-FILES_PER_BASE = 7  # original, copy, resized, recompressed, cropped, brightened, one defect
-BROKEN_PER_PART = 5  # truncated, empty, corrupt, a text file, a small unicode-named copy
+# photo_curate.sample's roles: 6 copies and 2-3 edits, or 6 copies and a darker copy, or a
+# single defect: about 6 files a base on average
+FILES_PER_BASE = 6
+# truncated, empty, corrupt, a text file, a small unicode-named copy, two alpha pictures, a
+# DNG and a JPEG XL file
+BROKEN_PER_PART = 9
 BASES_PER_PART = 40
 MIN_TILE_SIDE = 128
 # a tile with less contrast than this (grey-level standard deviation) is a plain sky or wall:

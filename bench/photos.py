@@ -65,6 +65,11 @@ def debian_photos() -> list[Path]:
     return out
 
 
+def opencv_data() -> Path:
+    """opencv-doc's examples/data (photos, stereo pairs, videos)."""
+    return _fetch("opencv-doc") / "usr/share/doc/opencv-doc/examples/data"
+
+
 def photo_pool() -> list[Path]:
     """Every real photo available offline: the bundled ones plus the Debian ones."""
     return bundled_photos() + debian_photos()

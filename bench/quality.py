@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.quality [--seeds 1 2] [--recipe wide|default] [--max-side 1600]
 
-Builds a collection per seed from every real photo available offline (bench/photos.py) with
-planted defects (photo_curate.sample), runs `curate run` on it as a user would (the CLI, in a
+Builds a collection per seed from every real photo available offline (bench/photos.py) in the
+sample's roles (photo_curate.sample: copies, defects without their twins, look-changing edits,
+a darker copy next to its original), runs `curate run` on it as a user would (the CLI, in a
 fresh home), and scores the findings (photo_curate.evaluate). Prints a table per seed and the
 totals; writes bench/results/quality.json.
 """
@@ -31,11 +32,13 @@ RECIPES = {
     "wide": Recipe(
         resize=(0.3, 0.8),
         recompress_quality=(25, 75),
-        crop=(0.02, 0.08),
-        brighten=(1.08, 1.30),
+        crop=(0.0, 0.06),
+        correct=(0.90, 1.12),
+        white_balance=(0.94, 1.06),
         dark=(0.10, 0.40),
-        overexpose=(1.8, 3.5),
-        blur_fraction=(0.003, 0.012),
+        overexpose=(2.0, 3.5),
+        blur_fraction=(0.004, 0.012),
+        reframe=(0.2, 0.4),
     ),
 }
 

@@ -1,8 +1,8 @@
 """The `curate` flow: one curation run of a folder, step by step, as Prefect tasks.
 
 acquire (an archive or URL manifest becomes a folder inside HOME) -> ingest -> inspect ->
-fastdup (vectors) -> neighbours -> parse -> findings (+plan) -> validate -> [apply] -> report,
-with the run
+fastdup (vectors) -> neighbours -> parse -> verify (pixels of candidate pairs) ->
+findings (+plan) -> validate -> [apply] -> report, with the run
 recorded in `runs` at the start and the end (also when it fails). The flow only orchestrates;
 the work is in `tasks/`. Everything a run did is reproducible from its recorded config
 (`runs.config`).
@@ -70,6 +70,7 @@ from tasks.shards import (
     task_runner,
 )
 from tasks.validate import ValidationResult, count_regular_files, validate_task
+from tasks.verify import verify_task
 
 
 def _run_name() -> str:
@@ -238,6 +239,9 @@ def _steps(
                 _graph_spec(cfg), row["source"], base.run_id if base else None)  # fmt: skip
     log.info(nb.message())
     _timed(steps, "parse", parse_task, root, run_id, _pair_spec(cfg))
+    ver = _timed(steps, "verify", verify_task, root, run_id, cfg, str(src))
+    log.info("pixels compared: %d candidate pairs (%d new): %s", ver.n_candidates,
+             ver.n_measured, ver.relations)  # fmt: skip
     _timed(steps, "findings", findings_task, root, run_id, cfg)
     val = _timed(steps, "validate", validate_task, root, run_id, str(src))
     result = _finish(src, h, run_id, cfg, steps, apply, row, val, fd.message)

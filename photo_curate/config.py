@@ -22,12 +22,12 @@ from photo_curate.errors import UserError
 
 FindingKind = Literal[
     "invalid", "duplicate", "near_duplicate", "dark", "bright", "blurry", "outlier"
-]
+]  # `unsupported` (a format no decoder here reads) is never acted on: not listed
 Action = Literal["quarantine", "trash", "delete"]
 
 
 class _Strict(BaseModel):
-    # strict: `threads: true` or `dark_p95: "50"` are mistakes, not 1 and 50.0; no NaN or
+    # strict: `threads: true` or `dark_p99: "50"` are mistakes, not 1 and 50.0; no NaN or
     # infinity (a NaN threshold would make every comparison in the SQL rules false)
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
@@ -89,34 +89,78 @@ class FastdupConfig(_Strict):
 
 
 class RulesConfig(_Strict):
-    """Thresholds of the SQL rules in sql/ (passed as named parameters)."""
+    """Thresholds of the SQL rules in sql/ (passed as named parameters). See the README, "How
+    the defaults were chosen"."""
 
-    duplicate_similarity: float = Field(0.90, ge=0.0, le=1.0)
-    duplicate_max_mean_diff: float = Field(
-        45.0, ge=0, le=255, description="copies differ this little in mean brightness"
+    # which embedding neighbours get their pixels compared (tasks/verify.py)
+    verify_similarity: float = Field(
+        0.75, ge=0.0, le=1.0, description="pairs this similar (fastdup) are compared by pixels"
     )
-    duplicate_max_sharpness_diff: float = Field(
-        0.6, ge=0, description="copies differ this little in log10 detail"
+    # copy: the same picture (sql/relation.sql); differences on the 96 px comparison grid
+    copy_min_overlap: float = Field(
+        0.85, ge=0.70, le=1.0, description="share of each side in both views (small crops)"
+    )
+    copy_max_mean_diff: float = Field(3.0, ge=0, le=255, description="after tone matching")
+    copy_max_worst_block: float = Field(10.0, ge=0, le=255, description="worst 8x8 window")
+    copy_max_block_ratio: float = Field(
+        5.5, ge=0, description="worst window over the typical one (a local change)"
+    )
+    copy_max_tone_shift: float = Field(
+        40.0, ge=0, le=255, description="mean luminance change of a mild exposure correction"
+    )
+    copy_min_contrast_ratio: float = Field(0.75, ge=0, le=1)
+    copy_min_chroma_corr: float = Field(0.85, ge=-1, le=1)
+    copy_min_saturation_ratio: float = Field(0.70, ge=0, le=1)
+    copy_max_chroma_shift: float = Field(8.0, ge=0, description="mild white balance change")
+    copy_max_chroma_residual: float = Field(2.5, ge=0, description="colour grade, recolouring")
+    copy_max_chroma_block: float = Field(8.0, ge=0)
+    copy_min_detail_ratio: float = Field(0.80, ge=0, le=1, description="blur or sharpening")
+    copy_max_fine_block: float = Field(
+        8.0, ge=0, le=255, description="closer look: worst 16x16 window, a moved subject"
+    )
+    copy_max_sharpness_diff: float = Field(
+        0.5, ge=0, description="log10 detail at a common scale (512 px analysis)"
+    )
+    copy_max_flat_diff: float = Field(
+        3.0, ge=0, le=255, description="plain images: mean RGB difference, no tone matching"
+    )
+    # variant: the same frame with a strong tone or blur change (relative rules only)
+    variant_max_mean_diff: float = Field(4.0, ge=0, le=255)
+    variant_max_worst_block: float = Field(20.0, ge=0, le=255)
+    # similar: the same scene (near duplicates, clusters)
+    similar_min_ncc: float = Field(
+        0.60, ge=-1, le=1, description="luminance correlation of the aligned views"
+    )
+    duplicate_similarity: float = Field(
+        0.80, ge=0.0, le=1.0, description="a copy at least this similar (fastdup): duplicate"
     )
     near_duplicate_similarity: float = Field(0.80, ge=0.0, le=1.0)
     cluster_similarity: float = Field(0.80, ge=0.0, le=1.0)
-    exposure_pair_similarity: float = Field(0.75, ge=0.0, le=1.0)
-    dark_p95: float = Field(50.0, ge=0, le=255, description="brightest tones below: dark")
-    dark_mean: float = Field(50.0, ge=0, le=255)
+    graphic_flat_share: float = Field(
+        0.40, ge=0, le=1, description="graphics (flat areas) are not judged for exposure/blur"
+    )
+    dark_p99: float = Field(90.0, ge=0, le=255, description="brightest 1 % below this: dark")
+    dark_max: float = Field(
+        120.0, ge=0, le=255, description="the brightest spot below this too (stars, lamps)"
+    )
+    dark_mean: float = Field(60.0, ge=0, le=255)
     dark_relative_drop: float = Field(30.0, ge=0, le=255)
     dark_relative_p95: float = Field(100.0, ge=0, le=255)
-    bright_clipped: float = Field(0.80, ge=0, le=1, description="share of blown-out pixels")
-    bright_mean: float = Field(230.0, ge=0, le=255)
+    bright_clipped: float = Field(0.30, ge=0, le=1, description="share of blown-out pixels")
+    bright_mean: float = Field(150.0, ge=0, le=255)
+    bright_highlights: float = Field(
+        0.60, ge=0, le=1, description="share of the frame in the top tones (>= 200)"
+    )
+    bright_highlight_clipped: float = Field(0.10, ge=0, le=1)
     bright_relative_lift: float = Field(50.0, ge=0, le=255)
     bright_relative_clipped: float = Field(0.35, ge=0, le=1)
-    blur_sharpness: float = Field(-2.6, description="log10 contrast-normalised Laplacian var")
+    blur_sharpness: float = Field(-2.4, description="log10 contrast-normalised Laplacian var")
     blur_falloff: float = Field(
         -0.7, description="sharpness at 256 px minus at 128 px below this: blurry"
     )
     blur_relative_drop: float = Field(
-        1.0, ge=0, description="this much less sharp (log10) than a similar shot: blurry"
+        1.0, ge=0, description="this much less sharp (log10) than a copy: blurry"
     )
-    blur_pair_similarity: float = Field(0.70, ge=0.0, le=1.0)
     outlier_similarity: float = Field(0.60, ge=0.0, le=1.0)
 
     @field_validator("near_duplicate_similarity")

@@ -1,15 +1,18 @@
 """Score a run against the ground truth of a built collection (precision and recall per kind).
 
-Truth (from `photo_curate.sample`): every file's base photo and variant. Expected:
-- invalid: truncated, empty and corrupt files;
-- duplicate pairs: every pair of files of one base among original, copy, resized,
-  recompressed, cropped and brightened (the same picture);
+Truth (from `photo_curate.sample`, or bench collections in the same format): every file's
+base photo and variant. Expected:
+- invalid: truncated, empty and corrupt files; unsupported: the RAW and JPEG XL files;
+- duplicate pairs: every pair of files of one base among DUPLICATE_VARIANTS (one picture);
+- near-duplicate pairs: every pair of one base (one scene) when the base holds more than one
+  picture (a similar shot: an edit, a stereo view, a burst frame; or a defect next to its
+  twin); the copies of a picture join its group of similar shots;
 - dark, bright, blurry: the planted variants.
-Predicted duplicate pairs are all pairs inside each predicted duplicate group. The keeper
-check: in every predicted group holding the base's original, the keeper is the original or
-its byte copy, never a resized, recompressed or cropped copy. "Untouched" photos (originals,
-copies and brightened copies that are the best of their group) must not be planned for
-removal unless they are a non-keeper duplicate.
+Predicted pairs are all pairs inside each predicted group. The keeper check: in every
+predicted duplicate group holding the base's original, the keeper is the original or its
+byte copy, never a resized, recompressed or cropped copy. Nothing but invalid files and
+non-keeper duplicates may be planned for removal; in particular no similar shot (SIMILAR
+_VARIANTS), no source of an edit, no unsupported file (`similar_planned`, `wrongly_planned`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ from pathlib import Path
 import duckdb
 
 from photo_curate.home import Home
-from photo_curate.sample import DUPLICATE_VARIANTS
+from photo_curate.sample import (
+    DEFECT_VARIANTS,
+    DUPLICATE_VARIANTS,
+    INVALID_VARIANTS,
+    SIMILAR_VARIANTS,
+    UNSUPPORTED_VARIANTS,
+)
 from photo_curate.tableio import sql_literal_path
 
-DEFECTS = {"dark": "dark", "bright": "bright", "blurry": "blurry"}
-INVALID_VARIANTS = {"truncated", "empty", "corrupt"}
+DEFECTS = {v: v for v in DEFECT_VARIANTS}
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,42 @@ def _pairs(groups: dict[str, list[str]]) -> set[frozenset[str]]:
     return out
 
 
+def expected_near_pairs(truth: dict[str, dict[str, str]]) -> set[frozenset[str]]:
+    """Every pair of files of one scene that holds more than one picture (the copies of a
+    picture join its similar-shot group too). The scene is the truth's optional `scene`
+    column (frames of one video, a wallpaper's light and dark versions), else the base."""
+    by_base: dict[str, list[str]] = defaultdict(list)
+    for p, r in truth.items():
+        by_base[r.get("scene") or r["base"]].append(p)
+    out = set()
+    for members in by_base.values():
+        variants = {truth[p]["variant"] for p in members}
+        pictures = {truth[p]["base"] for p in members}
+        similar = variants & (set(SIMILAR_VARIANTS) | set(DEFECT_VARIANTS))
+        if (similar or len(pictures) > 1) and len(members) > 1:
+            out.update(frozenset(pr) for pr in itertools.combinations(sorted(members), 2))
+    return out
+
+
+def _must_stay(truth: dict[str, dict[str, str]], planned: set[str]) -> list[str]:
+    """Planned files that must stay: similar shots, unsupported files, and the source of an
+    edit when none of its copies is kept (one kept copy of a picture is enough)."""
+    out = [
+        p
+        for p in planned
+        if truth.get(p, {}).get("variant") in (*SIMILAR_VARIANTS, *UNSUPPORTED_VARIANTS)
+    ]
+    sources: dict[str, list[str]] = defaultdict(list)
+    with_similar = {r["base"] for r in truth.values() if r["variant"] in SIMILAR_VARIANTS}
+    for p, r in truth.items():
+        if r["base"] in with_similar and r["variant"] in DUPLICATE_VARIANTS:
+            sources[r["base"]].append(p)
+    for files in sources.values():
+        if files and all(p in planned for p in files):
+            out.extend(files)
+    return sorted(out)
+
+
 def evaluate(home: Home, run_id: str, truth_csv: Path) -> dict[str, object]:
     truth = read_truth(truth_csv)
     con = duckdb.connect()
@@ -68,28 +112,35 @@ def evaluate(home: Home, run_id: str, truth_csv: Path) -> dict[str, object]:
     ).fetchall()
     con.close()
     by_kind: dict[str, set[str]] = defaultdict(set)
-    dup_groups: dict[str, list[str]] = defaultdict(list)
+    groups: dict[str, dict[str, list[str]]] = {"duplicate": defaultdict(list),
+                                               "near_duplicate": defaultdict(list)}  # fmt: skip
     keepers: dict[str, str] = {}
     planned: dict[str, str] = {}
     for path, kind, group, is_keeper, action in rows:
         by_kind[kind].add(path)
-        if kind == "duplicate":
-            dup_groups[group].append(path)
-            if is_keeper:
+        if kind in groups:
+            groups[kind][group].append(path)
+            if is_keeper and kind == "duplicate":
                 keepers[group] = path
         if action in ("quarantine", "trash", "delete"):
             planned[path] = action
     scores = []
-    exp_invalid = {p for p, r in truth.items() if r["variant"] in INVALID_VARIANTS}
-    scores.append(_score("invalid", exp_invalid, by_kind["invalid"]))
+    for kind, variants in (("invalid", INVALID_VARIANTS), ("unsupported", UNSUPPORTED_VARIANTS)):
+        expected = {p for p, r in truth.items() if r["variant"] in variants}
+        scores.append(_score(kind, expected, by_kind[kind]))
     by_base: dict[str, list[str]] = defaultdict(list)
     for p, r in truth.items():
         if r["variant"] in DUPLICATE_VARIANTS:
             by_base[r["base"]].append(p)
     exp_pairs = _pairs(by_base)
-    got_pairs = _pairs(dup_groups)
+    got_pairs = _pairs(groups["duplicate"])
     scores.append(
         Score("duplicate pairs", len(exp_pairs), len(got_pairs), len(exp_pairs & got_pairs))
+    )
+    exp_near = expected_near_pairs(truth)
+    got_near = _pairs(groups["near_duplicate"])
+    scores.append(
+        Score("near-duplicate pairs", len(exp_near), len(got_near), len(exp_near & got_near))
     )
     for variant, kind in DEFECTS.items():
         expected = {p for p, r in truth.items() if r["variant"] == variant}
@@ -97,23 +148,26 @@ def evaluate(home: Home, run_id: str, truth_csv: Path) -> dict[str, object]:
     bad_keepers = []
     for group, keeper in keepers.items():
         variant = truth.get(keeper, {}).get("variant")
-        members = {truth.get(m, {}).get("variant") for m in dup_groups[group]}
+        members = {truth.get(m, {}).get("variant") for m in groups["duplicate"][group]}
         if "original" in members and variant in ("resized", "recompressed", "cropped"):
             bad_keepers.append(keeper)
-    # originals must stay; so must anything that is neither invalid nor a non-keeper duplicate
+    similar_planned = _must_stay(truth, set(planned))
+    protected = set(similar_planned)
+    # nothing but invalid files and non-keeper duplicates of a real copy may be planned
     wrongly_planned = []
     for path in planned:
         r = truth.get(path)
         if r is None or r["variant"] in INVALID_VARIANTS:
             continue
         in_dup_as_copy = path in by_kind["duplicate"] and path not in keepers.values()
-        if r["variant"] == "original" or not in_dup_as_copy:
+        if r["variant"] == "original" or path in protected or not in_dup_as_copy:
             wrongly_planned.append(path)
     return {
         "scores": scores,
         "bad_keepers": bad_keepers,
-        "wrongly_planned": wrongly_planned,
-        "n_groups": len(dup_groups),
+        "wrongly_planned": sorted(wrongly_planned),
+        "similar_planned": similar_planned,
+        "n_groups": len(groups["duplicate"]),
     }
 
 
@@ -122,14 +176,18 @@ def _score(kind: str, expected: set[str], predicted: set[str]) -> Score:
 
 
 def format_scores(result: dict[str, object]) -> str:
-    lines = [f"{'kind':<18}{'expected':>9}{'found':>7}{'correct':>8}{'precision':>11}{'recall':>8}"]
+    lines = [f"{'kind':<22}{'expected':>9}{'found':>7}{'correct':>8}{'precision':>11}{'recall':>8}"]
     for s in result["scores"]:  # type: ignore[attr-defined]
         lines.append(
-            f"{s.kind:<18}{s.expected:>9}{s.predicted:>7}{s.true_positive:>8}"
+            f"{s.kind:<22}{s.expected:>9}{s.predicted:>7}{s.true_positive:>8}"
             f"{100 * s.precision:>10.1f}%{100 * s.recall:>7.1f}%"
         )
     lines.append(
-        f"keepers that are a resized/recompressed/cropped copy: {len(result['bad_keepers'])}"
-    )  # type: ignore[arg-type]
+        f"keepers that are a resized/recompressed/cropped copy: {len(result['bad_keepers'])}"  # type: ignore[arg-type]
+    )
+    lines.append(
+        f"similar shots, edit sources, unsupported files planned: "
+        f"{len(result.get('similar_planned', []))}"  # type: ignore[arg-type]
+    )
     lines.append(f"untouched photos planned for removal: {len(result['wrongly_planned'])}")  # type: ignore[arg-type]
     return "\n".join(lines)

@@ -18,7 +18,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-GROUPING_VERSION = "star-1"  # part of a run's results key: a change here recomputes findings
+# part of a run's results key: a change here recomputes findings (2: near duplicates are stars)
+GROUPING_VERSION = "star-2"
 
 
 def _nodes(con: duckdb.DuckDBPyConnection, edges_table: str) -> int:

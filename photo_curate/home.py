@@ -76,4 +76,5 @@ class Home:
 
     @property
     def thumbnails(self) -> Path:
-        return self.root / "cache" / "thumbnails"
+        # v2: transparency over grey (inspect_image.THUMB_VERSION); older ones stay unused
+        return self.root / "cache" / "thumbnails" / "v2"

@@ -17,6 +17,7 @@ from importlib.metadata import version
 import duckdb
 
 from photo_curate import __version__
+from photo_curate.compare import COMPARE_VERSION
 from photo_curate.config import CurateConfig
 from photo_curate.features import DIM, FeatureCache
 from photo_curate.graph import GROUPING_VERSION
@@ -30,14 +31,16 @@ from photo_curate.schema import TABLES
 from photo_curate.tableio import copy_to_table, sql_literal_path
 
 # Bump when inspect_image.py changes what it writes for the same bytes (rows or analysis copy).
-INSPECT_REVISION = 1
+INSPECT_REVISION = 2  # 2: transparency over grey, RAW and other unsupported formats
 # Settings that change no result (only speed or the way the run is made).
 _NOT_RESULTS = {("analysis", "workers"), ("analysis", "incremental"), ("fastdup", "threads"),
                 ("fastdup", "timeout_seconds")}  # fmt: skip
 # Whole sections that change no result: where the work runs (local or a Dask cluster).
 _NOT_RESULT_SECTIONS = {"execution"}
 # Tables a run without changes takes over (runs and actions are its own).
-CARRIED = ("images", "pairs", "outliers", "findings", "clusters", "plan", "validations")
+CARRIED = (
+    "images", "pairs", "outliers", "pair_checks", "findings", "clusters", "plan", "validations"
+)  # fmt: skip
 # The manifest columns that must be equal for "nothing changed".
 _MANIFEST = "path, entry_type, size_bytes, mtime_ns, inode, format_hint, status, reason"
 
@@ -70,7 +73,8 @@ def results_key(key: str, cfg: CurateConfig) -> str:
     columns = {t: TABLES[t] for t in CARRIED}
     settings = result_settings(cfg.model_dump(mode="json"))
     return _digest({"inspect": key, "settings": settings, "rules": rules, "columns": columns,
-                    "grouping": GROUPING_VERSION, "graph": GRAPH_VERSION})  # fmt: skip
+                    "grouping": GROUPING_VERSION, "graph": GRAPH_VERSION,
+                    "compare": COMPARE_VERSION})  # fmt: skip
 
 
 def feature_cache(home: Home, key: str) -> FeatureCache:

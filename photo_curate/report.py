@@ -27,7 +27,7 @@ from PIL import Image, ImageOps
 
 from photo_curate.changes import changes_since_previous
 from photo_curate.home import Home
-from photo_curate.inspect_image import THUMB_SIZE, write_thumbnail
+from photo_curate.inspect_image import THUMB_SIZE, flatten, write_thumbnail
 from photo_curate.runs import previous_run, read_run, source_folder
 from photo_curate.summary import KIND_LABELS, compute, human_size, run_view
 
@@ -61,7 +61,7 @@ def make_thumbnail(
         try:
             with Image.open(src) as opened:
                 opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))
-                upright = ImageOps.exif_transpose(opened).convert("RGB")
+                upright = flatten(ImageOps.exif_transpose(opened))
             write_thumbnail(np.asarray(upright), str(out))
             return rel
         except Exception:
@@ -273,9 +273,9 @@ def build_report(
     cfg = json.loads(run["config"]) if run.get("config") else {}
     rules = cfg.get("rules", {})
     plots = {
-        "brightness (p95: brightest 5 % of pixels)": svg_histogram(
-            _histogram(con, "p95", 0, 255), 0, 255,
-            [(rules.get("dark_p95", 0), "dark below")], "p95 of luminance",
+        "brightness (p99: brightest 1 % of pixels)": svg_histogram(
+            _histogram(con, "p99", 0, 255), 0, 255,
+            [(rules.get("dark_p99", 0), "dark below")], "p99 of luminance",
         ),
         "mean brightness": svg_histogram(
             _histogram(con, "mean", 0, 255), 0, 255,

@@ -66,6 +66,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("frames", "INTEGER"),
         ("is_valid", "BOOLEAN"),
         ("error", "VARCHAR"),
+        ("unsupported", "BOOLEAN"),  # a sound file of a format no decoder here reads (RAW)
         ("blur", "DOUBLE"),
         ("mean", "DOUBLE"),
         ("min", "DOUBLE"),
@@ -74,6 +75,9 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("p05", "DOUBLE"),
         ("p50", "DOUBLE"),
         ("p95", "DOUBLE"),
+        ("p99", "DOUBLE"),
+        ("highlights", "DOUBLE"),  # share of the frame in the top tones (luminance >= 200)
+        ("flat_share", "DOUBLE"),  # share of flat 3x3 areas: graphics, not photos, when high
         ("clipped_dark", "DOUBLE"),
         ("clipped_bright", "DOUBLE"),
         ("lapvar", "DOUBLE"),
@@ -93,6 +97,35 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("path_a", "VARCHAR"),
         ("path_b", "VARCHAR"),
         ("similarity", "DOUBLE"),
+    ],
+    # every candidate pair compared by its pixels, and what they say (sql/relation.sql)
+    "pair_checks": [
+        ("run_id", "VARCHAR"),
+        ("path_a", "VARCHAR"),
+        ("path_b", "VARCHAR"),
+        ("similarity", "DOUBLE"),
+        ("relation", "VARCHAR"),  # copy, variant, similar or none
+        ("evidence", "VARCHAR"),  # what was compared and found, in words
+        ("ncc", "DOUBLE"),
+        ("overlap", "DOUBLE"),
+        ("flat", "BOOLEAN"),
+        ("raw_diff", "DOUBLE"),
+        ("tone_shift", "DOUBLE"),
+        ("contrast_ratio", "DOUBLE"),
+        ("mean_diff", "DOUBLE"),
+        ("worst_block", "DOUBLE"),
+        ("block_ratio", "DOUBLE"),
+        ("chroma_corr", "DOUBLE"),
+        ("saturation_ratio", "DOUBLE"),
+        ("chroma_shift", "DOUBLE"),
+        ("chroma_residual", "DOUBLE"),
+        ("worst_chroma_block", "DOUBLE"),
+        ("detail_ratio", "DOUBLE"),
+        ("blur_sigma", "DOUBLE"),
+        ("blur_diff", "DOUBLE"),
+        ("blur_worst_block", "DOUBLE"),
+        ("fine_block", "DOUBLE"),  # the closer look from the files (NULL: not looked at)
+        ("sharpness_diff", "DOUBLE"),
     ],
     "outliers": [
         ("run_id", "VARCHAR"),

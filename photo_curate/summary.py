@@ -13,6 +13,7 @@ from photo_curate.tableio import sql_literal_path
 
 KIND_LABELS = {
     "invalid": "invalid (corrupt, truncated, empty)",
+    "unsupported": "unsupported format (review)",
     "duplicate": "duplicates",
     "near_duplicate": "near duplicates (review)",
     "dark": "dark",

@@ -2,17 +2,17 @@
 -- the contrast (variance), so darkening or low contrast alone do not count. A shot is blurry
 -- when it is below the absolute floor $blur_sharpness; or when its detail falls off towards
 -- fine scales (sharpness at 256 px minus at 128 px below $blur_falloff: natural photos keep
--- about the same detail across scales, blur removes the finest first); or when a similar shot of the same
--- scene (fastdup similarity >= $blur_pair_similarity) has at least $blur_relative_drop more
--- (log10) detail at a common scale: the blurred frame of a burst, or a blurred copy of a
--- sharp photo. The common scale is the largest of 512, 256, 128 px (long side) that both
--- images reach, so a small copy never makes its large original look blurred.
+-- about the same detail across scales, blur removes the finest first); or when a copy of the
+-- same picture (its pixels show the same frame: pair_checks relation copy or variant) has at
+-- least $blur_relative_drop more (log10) detail at a common scale: a blurred copy of a sharp
+-- photo. Another photo of the scene (a burst frame) is no measure: it may be sharper by its
+-- content. The common scale is the largest of 512, 256, 128 px (long side) that both images
+-- reach, so a small copy never makes its large original look blurred. Graphics (flat_share
+-- >= $graphic_flat_share: flat colour, no detail by design) are not judged.
 WITH edges AS (
-    SELECT path_a AS path, path_b AS other FROM pairs
-    WHERE similarity >= $blur_pair_similarity
+    SELECT path_a AS path, path_b AS other FROM pair_checks WHERE relation IN ('copy', 'variant')
     UNION ALL
-    SELECT path_b, path_a FROM pairs
-    WHERE similarity >= $blur_pair_similarity
+    SELECT path_b, path_a FROM pair_checks WHERE relation IN ('copy', 'variant')
 ),
 relative AS (
     SELECT
@@ -37,12 +37,13 @@ SELECT
         WHEN i.sharp_256 - i.sharp_128 < $blur_falloff
             THEN printf('blurry: fine detail falls off (%.2f from 128 to 256 px)',
                         i.sharp_256 - i.sharp_128)
-        ELSE printf('blurry: %.1fx less detail than the similar shot %s', pow(10, r.drop), r.sharper)
+        ELSE printf('blurry: %.1fx less detail than its copy %s', pow(10, r.drop), r.sharper)
     END AS reason
 FROM images i
 LEFT JOIN relative r USING (path)
 WHERE i.is_valid
   AND i.sharpness IS NOT NULL
+  AND coalesce(i.flat_share, 0) < $graphic_flat_share
   AND (i.sharpness < $blur_sharpness
        OR coalesce(i.sharp_256 - i.sharp_128, 0) < $blur_falloff
        OR coalesce(r.drop, 0) >= $blur_relative_drop)

@@ -1,5 +1,7 @@
--- clusters (edges): groups of similar shots (similarity >= $cluster_similarity), for browsing
--- the collection by scene. Duplicate edges are included so copies land in one cluster.
-SELECT path_a, path_b, similarity FROM pairs WHERE similarity >= $cluster_similarity
+-- clusters (edges): groups of similar shots for browsing the collection by scene: pairs whose
+-- pixels show a copy, a variant or a similar shot (relation.sql) at embedding similarity >=
+-- $cluster_similarity, and every duplicate edge, so copies land in one cluster.
+SELECT path_a, path_b, similarity FROM pair_checks
+WHERE relation <> 'none' AND similarity >= $cluster_similarity
 UNION ALL
 SELECT path_a, path_b, similarity FROM dup_edges

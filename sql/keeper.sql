@@ -1,12 +1,14 @@
 -- keeper: which member of each group stays. `members(group_id, path, score)` holds the groups.
 -- Order: a preferred folder first (config), then the strategy $keep ('largest', 'newest',
--- 'oldest' or 'best'), then the best copy: most pixels (resized and cropped copies lose), then
+-- 'oldest' or 'best'), then a copy no defect rule flags (`flags`: a mildly brightened copy can
+-- cross the bright threshold its original stays below), then the best copy: most pixels (resized and cropped copies lose), then
 -- the one that still carries the camera's capture time (re-encoding usually drops EXIF), then
 -- the clearly higher JPEG quality (a re-encode at quality 40 loses to its original at 92),
 -- then the earliest file (copies and re-encodes are written after their original), then the
 -- larger file, the sharper, the shorter path. File size alone is no measure of quality
 -- between copies of equal pixels: a brightened or re-encoded-at-higher-quality copy is larger
--- without being better. The reason says what decided it against the keeper.
+-- without being better. The reason says what the pixels showed (`evidence(path_a, path_b,
+-- evidence)`: the group's edges) and what decided it against the keeper.
 WITH m AS (
     SELECT
         g.group_id, g.path, g.score,
@@ -16,10 +18,12 @@ WITH m AS (
         -- JPEG quality in bands of 10 (lossless formats count as 100): a clearly
         -- lower-quality re-encode loses, small differences fall through to age
         coalesce(i.jpeg_quality, 100) // 10 AS quality_band, i.jpeg_quality,
-        coalesce(p.preferred, false) AS preferred
+        coalesce(p.preferred, false) AS preferred, i.sha256,
+        coalesce(f.dark OR f.bright OR f.blurry, false) AS flagged
     FROM members g
     JOIN images i ON i.path = g.path
     LEFT JOIN prefs p ON p.path = g.path
+    LEFT JOIN flags f ON f.path = g.path
 ),
 ranked AS (
     SELECT *,
@@ -30,6 +34,7 @@ ranked AS (
                 CASE WHEN $keep = 'largest' THEN size_bytes END DESC NULLS LAST,
                 CASE WHEN $keep = 'newest' THEN taken END DESC NULLS LAST,
                 CASE WHEN $keep = 'oldest' THEN taken END ASC NULLS LAST,
+                flagged ASC,
                 pixels DESC NULLS LAST,
                 has_exif DESC,
                 quality_band DESC,
@@ -45,7 +50,8 @@ ranked AS (
 k AS (
     SELECT group_id, path AS keeper, pixels AS k_pixels, width AS k_w, height AS k_h,
            size_bytes AS k_size, sharpness AS k_sharp, taken AS k_taken, preferred AS k_pref,
-           has_exif AS k_exif, mtime AS k_mtime, quality_band AS k_band, jpeg_quality AS k_q
+           has_exif AS k_exif, mtime AS k_mtime, quality_band AS k_band, jpeg_quality AS k_q,
+           sha256 AS k_sha, flagged AS k_flagged
     FROM ranked WHERE rank = 1
 )
 SELECT
@@ -53,11 +59,14 @@ SELECT
     CASE
         WHEN r.rank = 1 THEN printf('keeper of %d: %dx%d, %d bytes', r.n_members, r.width, r.height,
                                      r.size_bytes)
-        ELSE 'copy of ' || k.keeper || ', kept because it ' || CASE
+        ELSE 'copy of ' || k.keeper || ' (' || coalesce(
+            CASE WHEN r.sha256 = k.k_sha THEN 'byte-identical' END, ev.evidence, 'the same picture'
+        ) || '), kept because it ' || CASE
             WHEN k.k_pref AND NOT r.preferred THEN 'is in a preferred folder'
             WHEN $keep = 'largest' AND k.k_size > r.size_bytes THEN 'is the largest file'
             WHEN $keep = 'newest' AND k.k_taken > r.taken THEN 'is the newest'
             WHEN $keep = 'oldest' AND k.k_taken < r.taken THEN 'is the oldest'
+            WHEN r.flagged AND NOT k.k_flagged THEN 'is not flagged dark, bright or blurry'
             WHEN k.k_pixels > r.pixels THEN printf('has more pixels (%dx%d vs %dx%d)',
                                                     k.k_w, k.k_h, r.width, r.height)
             WHEN k.k_exif AND NOT r.has_exif THEN 'keeps the camera capture time (EXIF)'
@@ -72,3 +81,7 @@ SELECT
     END AS reason
 FROM ranked r
 JOIN k USING (group_id)
+LEFT JOIN (SELECT least(path_a, path_b) AS lo, greatest(path_a, path_b) AS hi,
+                  any_value(evidence) AS evidence
+           FROM evidence GROUP BY ALL) ev
+  ON ev.lo = least(r.path, k.keeper) AND ev.hi = greatest(r.path, k.keeper)

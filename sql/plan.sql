@@ -1,17 +1,15 @@
 -- plan: the action for every finding row, decided per file. A file is acted on (with $action:
 -- quarantine, trash or delete) when one of its finding kinds is in $act_on and it is not the
 -- keeper of a group; keepers and files under a protected folder are kept; every other flagged
--- file is left for review (so is an image in a format no decoder here reads). Nothing here
--- touches the disk: `curate apply` does, later.
+-- file is left for review. A file in a format no decoder here reads (`unsupported`, e.g. a
+-- camera RAW) is never acted on, whatever else it is flagged as. Nothing here touches the
+-- disk: `curate apply` does, later.
 WITH per_path AS (
     SELECT
         path,
         bool_or(coalesce(is_keeper, false)) AS is_keeper,
-        bool_or(
-            list_contains($act_on, kind) AND NOT coalesce(is_keeper, false)
-            -- a photo in a format no decoder here reads is not broken: never acted on
-            AND NOT (kind = 'invalid' AND starts_with(coalesce(reason, ''), 'unsupported format'))
-        ) AS acted
+        bool_or(list_contains($act_on, kind) AND NOT coalesce(is_keeper, false))
+            AND NOT bool_or(kind = 'unsupported') AS acted
     FROM raw_findings
     GROUP BY path
 )

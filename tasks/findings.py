@@ -1,11 +1,14 @@
 """Findings and plan: run the SQL rules of `sql/` over the run's Parquet tables.
 
-Per-image rules (invalid, dark, bright, blurry, outlier) give flags; the pair rules give
-duplicate, near-duplicate and cluster edges; duplicates are grouped into star groups (every
-copy planned for removal is a duplicate of its group's keeper; see photo_curate/graph.py),
-near duplicates and clusters into connected components; `keeper.sql` picks the copy to keep;
-`plan.sql` decides each file's action. Everything is DuckDB over Parquet; the results are the
-run's `findings`, `clusters` and `plan` tables.
+Per-image rules (invalid, unsupported, dark, bright, blurry, outlier) give flags; the pair
+rules build on `pair_checks` (what the pixels of each candidate pair showed, tasks/verify.py)
+and give duplicate, near-duplicate and cluster edges. Duplicates are star groups around the
+best copy (every copy planned for removal is a duplicate of its group's keeper; see
+photo_curate/graph.py), `keeper.sql` picks that copy. Near duplicates are star groups too,
+over pictures (a duplicate group counts as its keeper) around the best shot of the scene
+(`best_shot.sql`); clusters are connected components. `plan.sql` decides each file's action.
+Everything is DuckDB over Parquet; the results are the run's `findings`, `clusters` and `plan`
+tables.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from photo_curate.config import CurateConfig
 from photo_curate.graph import components, star_groups
 from photo_curate.home import Home
 from photo_curate.rules import params_for, rule_as_table, rule_sql
+from photo_curate.schema import empty_select
 from photo_curate.tableio import copy_to_table, sql_literal_path
 
-PER_IMAGE_RULES = ("invalid", "dark", "bright", "blurry", "outlier")
+PER_IMAGE_RULES = ("invalid", "unsupported", "dark", "bright", "blurry", "outlier")
 _GLOB_CHARS = set("*?[")
 
 
@@ -60,10 +64,61 @@ def folder_globs(patterns: list[str]) -> list[str]:
 
 def _open_run(home: Home, run_id: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    for table in ("images", "pairs", "outliers"):
-        src = sql_literal_path(home.table_file(table, run_id))
-        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({src})')
+    for table in ("images", "pairs", "outliers", "pair_checks"):
+        path = home.table_file(table, run_id)
+        body = (
+            f"SELECT * FROM read_parquet({sql_literal_path(path)})"
+            if path.exists() or table != "pair_checks"
+            else empty_select(table)
+        )
+        con.execute(f'CREATE VIEW "{table}" AS {body}')
     return con
+
+
+def _near_groups(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> int:
+    """`near_members`: star groups of similar shots around each scene's best shot, over
+    pictures (a duplicate group counts as its keeper, and all its copies join its group)."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE pic AS
+           SELECT d.path, k.path AS picture
+           FROM raw_findings d
+           JOIN raw_findings k ON k.kind = 'duplicate' AND k.is_keeper AND k.group_id = d.group_id
+           WHERE d.kind = 'duplicate'"""
+    )
+    rule_as_table(con, "near_edges", "near_duplicate_edges", params)
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE near_pic_edges AS
+           WITH mapped AS (
+               SELECT coalesce(pa.picture, e.path_a) AS a, coalesce(pb.picture, e.path_b) AS b,
+                      e.similarity, e.evidence
+               FROM near_edges e
+               LEFT JOIN pic pa ON pa.path = e.path_a LEFT JOIN pic pb ON pb.path = e.path_b)
+           SELECT least(a, b) AS path_a, greatest(a, b) AS path_b, max(similarity) AS similarity,
+                  first(evidence ORDER BY similarity DESC) AS evidence
+           FROM mapped WHERE a <> b GROUP BY ALL"""
+    )
+    con.execute("CREATE OR REPLACE TEMP VIEW evidence AS SELECT * FROM near_pic_edges")
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW members AS SELECT 'all' AS group_id, path, "
+        "NULL::DOUBLE AS score FROM (SELECT path_a AS path FROM near_pic_edges "
+        "UNION SELECT path_b FROM near_pic_edges)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE near_order AS "
+        f"SELECT path, rank FROM ({rule_sql('best_shot')})",
+        params_for("best_shot", params),
+    )
+    n = star_groups(
+        con, "near_pic_edges", "near_pic_members", "near", "SELECT path, rank FROM near_order"
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE near_members AS
+           SELECT g.group_id, coalesce(p.path, g.path) AS path, g.score
+           FROM near_pic_members g
+           LEFT JOIN (SELECT path, picture FROM pic UNION SELECT picture, picture FROM pic) p
+             ON p.picture = g.path"""
+    )
+    return n
 
 
 def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult:
@@ -102,6 +157,7 @@ def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult
         "NULL::DOUBLE AS score FROM (SELECT path_a AS path FROM dup_edges "
         "UNION SELECT path_b FROM dup_edges)"
     )
+    con.execute("CREATE OR REPLACE TEMP VIEW evidence AS SELECT * FROM dup_edges")
     con.execute(
         f"CREATE TEMP TABLE dup_order AS SELECT path, rank FROM ({rule_sql('keeper')})",
         params_for("keeper", params),
@@ -111,27 +167,21 @@ def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult
             con, "dup_edges", "dup_members", "dup", "SELECT path, rank FROM dup_order"
         )
     }
-    rule_as_table(con, "near_edges", "near_duplicate_edges", params)
-    components(con, "near_edges", "near_all", "near")
-    # a near-duplicate group that is exactly one duplicate group says nothing new
+    con.execute("CREATE OR REPLACE TEMP VIEW members AS SELECT * FROM dup_members")
+    con.execute("CREATE OR REPLACE TEMP VIEW evidence AS SELECT * FROM dup_edges")
     con.execute(
-        """CREATE TEMP TABLE near_members AS
-           SELECT n.* FROM near_all n
-           WHERE n.group_id IN (
-               SELECT n2.group_id FROM near_all n2 LEFT JOIN dup_members d USING (path)
-               GROUP BY n2.group_id
-               HAVING count(DISTINCT coalesce(d.group_id, n2.path)) > 1)"""
+        f"INSERT INTO raw_findings SELECT path, 'duplicate', score, group_id, is_keeper, reason "
+        f"FROM ({rule_sql('keeper')})",
+        params_for("keeper", params),
     )
-    groups["near_duplicate"] = con.execute(
-        "SELECT count(DISTINCT group_id) FROM near_members"
-    ).fetchall()[0][0]
-    for kind, members in (("duplicate", "dup_members"), ("near_duplicate", "near_members")):
-        con.execute(f'CREATE OR REPLACE TEMP VIEW members AS SELECT * FROM "{members}"')
-        con.execute(
-            f"INSERT INTO raw_findings SELECT path, '{kind}', score, group_id, is_keeper, reason "
-            f"FROM ({rule_sql('keeper')})",
-            params_for("keeper", params),
-        )
+    groups["near_duplicate"] = _near_groups(con, params)
+    con.execute("CREATE OR REPLACE TEMP VIEW members AS SELECT * FROM near_members")
+    con.execute("CREATE OR REPLACE TEMP VIEW evidence AS SELECT * FROM near_pic_edges")
+    con.execute(
+        f"INSERT INTO raw_findings SELECT path, 'near_duplicate', score, group_id, is_keeper, "
+        f"reason FROM ({rule_sql('best_shot')})",
+        params_for("best_shot", params),
+    )
     con.execute(
         "CREATE TEMP TABLE protected AS SELECT path FROM images "
         "WHERE len(list_filter($globs, lambda g: path GLOB g)) > 0",

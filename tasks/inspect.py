@@ -36,6 +36,11 @@ CHUNK = 32
 STALL_S = 600  # no chunk finished for this long: a decoder hangs
 FILE_TIMEOUT_S = 120
 Item = tuple[int, str, str | None]
+# valid, invalid (damaged: an unsupported format is neither), all
+_COUNTS = (
+    "count(*) FILTER (WHERE is_valid), "
+    "count(*) FILTER (WHERE NOT is_valid AND NOT coalesce(unsupported, false)), count(*)"
+)
 
 
 @dataclass(frozen=True)
@@ -138,10 +143,19 @@ def _run_isolated(
         try:
             out.extend(pool.submit(inspect_many, [item], opts).result(timeout=FILE_TIMEOUT_S))
         except BrokenProcessPool:
-            out.append((item[0], {"is_valid": False, "error": "decoder crashed on this file"}))
+            out.append(
+                (
+                    item[0],
+                    {
+                        "is_valid": False,
+                        "unsupported": False,
+                        "error": "decoder crashed on this file",
+                    },
+                )
+            )
         except TimeoutError:
             error = f"decoder hung: no result after {FILE_TIMEOUT_S} s"
-            out.append((item[0], {"is_valid": False, "error": error}))
+            out.append((item[0], {"is_valid": False, "unsupported": False, "error": error}))
         finally:
             _kill_workers(pool)
     return out
@@ -170,13 +184,12 @@ def inspect_all(
             body = cast_select("images", f"({_reused_select()} UNION ALL {new})")
             copy_to_table(con, home, "images", run_id, body, {"run_id": run_id})
             inspected.unlink()
-        n_valid, n_all = con.execute(
-            "SELECT count(*) FILTER (WHERE is_valid), count(*) "
-            f"FROM read_parquet({sql_literal_path(final)})"
+        n_valid, n_bad, n_all = con.execute(
+            f"SELECT {_COUNTS} FROM read_parquet({sql_literal_path(final)})"
         ).fetchall()[0]
     finally:
         con.close()
-    return InspectResult(n_all, n_valid, n_all - n_valid, res.analysis_dir, res.n_inspected)
+    return InspectResult(n_all, n_valid, n_bad, res.analysis_dir, res.n_inspected)
 
 
 def _inspect(
@@ -193,7 +206,7 @@ def _inspect(
     analysis_dir.mkdir(parents=True, exist_ok=True)
     log_path = str(home.run_dir(run_id) / "decoder-warnings.log")
     meta: dict[int, dict[str, Any]] = {}
-    n_valid = n_invalid = 0
+    n_valid = n_invalid = n_done = 0
 
     def chunks() -> Iterator[list[Item]]:
         for batch in _candidates(con):
@@ -216,7 +229,7 @@ def _inspect(
     ):
 
         def emit(results: list[tuple[int, dict[str, Any]]]) -> None:
-            nonlocal n_valid, n_invalid
+            nonlocal n_valid, n_invalid, n_done
             for ident, res in results:
                 rec = meta.pop(ident)
                 row = {
@@ -231,8 +244,9 @@ def _inspect(
                 out.add(row)
                 if res.get("is_valid"):
                     n_valid += 1
-                else:
+                elif not res.get("unsupported"):
                     n_invalid += 1
+                n_done += 1
             prog.advance(len(results))
 
         pool = _pool(workers, log_path)
@@ -272,8 +286,7 @@ def _inspect(
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-    n = n_valid + n_invalid
-    return InspectResult(n, n_valid, n_invalid, str(analysis_dir), n)
+    return InspectResult(n_done, n_valid, n_invalid, str(analysis_dir), n_done)
 
 
 # --- shards: the same inspection split into independent slices (engine: dask) ----------------
@@ -367,8 +380,8 @@ def merge_shards(home: Home, run_id: str, n_shards: int) -> InspectResult:
         else:
             RowWriter(home, "images", run_id).close()
         final = sql_literal_path(home.table_file("images", run_id))
-        n_valid, n_all = con.execute(
-            f"SELECT count(*) FILTER (WHERE is_valid), count(*) FROM read_parquet({final})"
+        n_valid, n_bad, n_all = con.execute(
+            f"SELECT {_COUNTS} FROM read_parquet({final})"
         ).fetchall()[0]
     finally:
         con.close()
@@ -377,7 +390,7 @@ def merge_shards(home: Home, run_id: str, n_shards: int) -> InspectResult:
     candidates_file(home, run_id).unlink()
     analysis_dir = home.run_dir(run_id) / "analysis"
     analysis_dir.mkdir(parents=True, exist_ok=True)
-    return InspectResult(n_all, n_valid, n_all - n_valid, str(analysis_dir), int(n_new))
+    return InspectResult(n_all, n_valid, n_bad, str(analysis_dir), int(n_new))
 
 
 @task(name="inspect")

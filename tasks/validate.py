@@ -22,7 +22,9 @@ from photo_curate.home import Home
 from photo_curate.tableio import RowWriter, sql_literal_path
 from photo_curate.validation import Check, Outcome, run_suites
 
-KINDS = ["invalid", "duplicate", "near_duplicate", "dark", "bright", "blurry", "outlier"]
+KINDS = [
+    "invalid", "unsupported", "duplicate", "near_duplicate", "dark", "bright", "blurry", "outlier"
+]  # fmt: skip
 ACTIONS = ["keep", "quarantine", "trash", "delete", "review"]
 
 

@@ -42,7 +42,7 @@ def _one_line_error(p: subprocess.CompletedProcess[str]) -> str:
         (["run", "/no/such/folder"], "no such folder"),
         (["run", "__IMAGE__"], "is a file (JPEG image), not a folder"),
         (["run", "__NOTES__"], "neither a folder, an archive nor a URL manifest"),
-        (["run", "__DIR__", "--config", "__BADCFG__"], "rules.dark_p95"),
+        (["run", "__DIR__", "--config", "__BADCFG__"], "rules.dark_p99"),
         (["run", "__DIR__", "--config", "__BROKEN__"], "not valid yaml: line 3, column 15:"),
         (["run", "__DIR__", "--config", "/no/such.yaml"], "config file not found"),
         (["run", "__DIR__", "--home", "/proc/x"], "--home /proc/x: cannot be created"),
@@ -65,9 +65,9 @@ def test_user_mistakes_exit_2_with_one_line_and_write_nothing(
     notes = tmp_path / "notes.txt"
     notes.write_text("buy milk\nhttps://example.com/a.jpg\n")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("rules:\n  dark_p95: very dark\n")
+    bad.write_text("rules:\n  dark_p99: very dark\n")
     broken = tmp_path / "broken.yaml"
-    broken.write_text("rules:\n  dark_p95: 40\n   bright_mean: 3\n")
+    broken.write_text("rules:\n  dark_p99: 40\n   bright_mean: 3\n")
     subs = {"__IMAGE__": str(image), "__NOTES__": str(notes), "__DIR__": str(tmp_path),
             "__BADCFG__": str(bad), "__BROKEN__": str(broken)}  # fmt: skip
     before = sorted(p.name for p in tmp_path.iterdir())

@@ -20,7 +20,7 @@ def test_defaults_are_valid_and_round_trip() -> None:
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        ({"rules": {"dark_p95": "dark'; DROP TABLE images; --"}}, "rules.dark_p95"),
+        ({"rules": {"dark_p99": "dark'; DROP TABLE images; --"}}, "rules.dark_p99"),
         ({"rules": {"duplicate_similarity": 1.5}}, "rules.duplicate_similarity"),
         ({"rules": {"no_such_rule": 1}}, "unknown setting"),
         ({"actions": {"action": "shred"}}, "actions.action"),
@@ -40,12 +40,12 @@ def test_bad_values_are_one_line_user_errors(data: dict, fragment: str) -> None:
 
 
 def test_yaml_toml_json_files(tmp_path: Path) -> None:
-    (tmp_path / "c.yaml").write_text("rules:\n  dark_p95: 42\n")
-    (tmp_path / "c.toml").write_text("[rules]\ndark_p95 = 43\n")
-    (tmp_path / "c.json").write_text('{"rules": {"dark_p95": 44}}')
-    assert load_config(tmp_path / "c.yaml").rules.dark_p95 == 42
-    assert load_config(tmp_path / "c.toml").rules.dark_p95 == 43
-    assert load_config(tmp_path / "c.json").rules.dark_p95 == 44
+    (tmp_path / "c.yaml").write_text("rules:\n  dark_p99: 42\n")
+    (tmp_path / "c.toml").write_text("[rules]\ndark_p99 = 43\n")
+    (tmp_path / "c.json").write_text('{"rules": {"dark_p99": 44}}')
+    assert load_config(tmp_path / "c.yaml").rules.dark_p99 == 42
+    assert load_config(tmp_path / "c.toml").rules.dark_p99 == 43
+    assert load_config(tmp_path / "c.json").rules.dark_p99 == 44
 
 
 def test_unparsable_and_missing_files(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def test_a_zip_of_every_format_is_curated_applied_and_undone(run_flow, tmp_path:
     assert rows["other/different.jpg"] == "JPEG"
     # the JPEG XL file: reported as unsupported, flagged for review, never acted on
     jxl = _query(home, "SELECT kind, action, reason FROM findings WHERE path = 'unsupported.jxl'")
-    assert jxl == [("invalid", "review", "unsupported format: JXL (no decoder for it here; "
+    assert jxl == [("unsupported", "review", "unsupported format: JXL (no decoder for it here; "
                     "not analysed)")]  # fmt: skip
     # fastdup saw every format through its analysis copy: the copies form one duplicate group
     group = _query(

@@ -1,0 +1,120 @@
+-- relation (pair_checks): what the pixels say about each candidate pair (tasks/verify.py,
+-- photo_curate/compare.py). One of:
+--   copy     the same picture: re-encoded, resized, slightly cropped (each side of both views
+--            at least $copy_min_overlap in the overlap), mildly corrected in exposure or white
+--            balance. After tone matching the luminance differs little everywhere (mean
+--            <= $copy_max_mean_diff, worst 8 x 8 window <= $copy_max_worst_block, and no window
+--            stands out: <= $copy_max_block_ratio x the typical one), the colours match (chroma
+--            correlation, saturation, shift, residual and worst window), and neither is
+--            blurred or sharpened (detail ratio on the grid, sharpness at a common scale of the
+--            512 px analysis copies). Seen closer, from the files at up to 512 px with half-
+--            pixel shifts forgiven, no 16 x 16 window differs by more than
+--            $copy_max_fine_block levels (a subject moved by a few pixels, a small retouch).
+--            Byte-identical contents are copies without measuring.
+--            Two plain images (no structure) are copies only when their raw colours match.
+--   variant  the same frame with a strong tone or blur change (a darkened, overexposed or
+--            blurred copy): same framing, structure within $variant_max_mean_diff /
+--            $variant_max_worst_block after tone matching (or after the best blur of the
+--            sharper one), and a change in tones or detail beyond a copy's. A change of colour
+--            alone (B&W, sepia, a grade) makes a similar shot. Only the relative dark, bright
+--            and blurry rules use variants.
+--   similar  the same scene, other content (burst frames, stereo views, B&W, sepia, graded or
+--            filtered edits, retouches, re-framings): embedding similarity at least
+--            $near_duplicate_similarity and aligned luminance correlation >= $similar_min_ncc.
+--   none     different pictures the embedding found close (e.g. dark shots of other scenes).
+WITH c AS (
+    SELECT k.*,
+           coalesce(a.sharp_512 - b.sharp_512, a.sharp_256 - b.sharp_256,
+                    a.sharp_128 - b.sharp_128) AS sharpness_diff,
+           a.mean - b.mean AS mean_change
+    FROM checks k
+    JOIN images a ON a.path = k.path_a
+    JOIN images b ON b.path = k.path_b
+),
+t AS (
+    SELECT *,
+        NOT coalesce(flat, false) AND overlap >= $copy_min_overlap
+            AND mean_diff <= $variant_max_mean_diff AND worst_block <= $variant_max_worst_block
+            AND (tone_shift > $copy_max_tone_shift OR contrast_ratio < $copy_min_contrast_ratio
+                 OR detail_ratio < $copy_min_detail_ratio
+                 OR abs(coalesce(sharpness_diff, 0)) > $copy_max_sharpness_diff)
+            AS same_frame,
+        NOT coalesce(flat, false) AND overlap >= $copy_min_overlap AND blur_sigma > 0
+            AND blur_diff <= $variant_max_mean_diff AND blur_worst_block <= $variant_max_worst_block
+            AS blurred_frame,
+        coalesce(flat AND raw_diff <= $copy_max_flat_diff, false) AS same_plain,
+        coalesce(NOT flat AND overlap >= $copy_min_overlap
+            AND mean_diff <= $copy_max_mean_diff
+            -- a local change: the closer look decides where it was taken (the thumbnails of a
+            -- mostly plain picture make JPEG noise in its one textured spot stand out)
+            AND CASE WHEN NOT coalesce(isnan(fine_block), true)
+                     THEN worst_block <= $variant_max_worst_block
+                     ELSE worst_block <= $copy_max_worst_block
+                          AND block_ratio <= $copy_max_block_ratio END
+            AND tone_shift <= $copy_max_tone_shift AND contrast_ratio >= $copy_min_contrast_ratio
+            AND chroma_corr >= $copy_min_chroma_corr
+            AND saturation_ratio >= $copy_min_saturation_ratio
+            AND chroma_shift <= $copy_max_chroma_shift
+            AND chroma_residual <= $copy_max_chroma_residual
+            AND worst_chroma_block <= $copy_max_chroma_block
+            AND detail_ratio >= $copy_min_detail_ratio
+            AND abs(coalesce(sharpness_diff, 0)) <= $copy_max_sharpness_diff
+            AND (coalesce(isnan(fine_block), true) OR fine_block <= $copy_max_fine_block),
+            false) AS same_picture
+    FROM c
+),
+r AS (
+    SELECT *,
+        CASE
+            WHEN same_bytes OR same_plain OR same_picture THEN 'copy'
+            WHEN coalesce(same_frame OR blurred_frame, false) THEN 'variant'
+            WHEN NOT coalesce(flat, true) AND similarity >= $near_duplicate_similarity
+                 AND ncc >= $similar_min_ncc THEN 'similar'
+            ELSE 'none'
+        END AS relation
+    FROM t
+)
+SELECT
+    $run_id AS run_id, path_a, path_b, similarity, relation,
+    CASE
+        WHEN same_bytes THEN 'byte-identical'
+        WHEN relation = 'copy' AND flat THEN printf('same plain picture: colours differ by %.1f', raw_diff)
+        WHEN relation = 'copy' THEN printf(
+            'same picture: aligned (%.0f%% overlap), mean diff %.1f, worst block %.1f, colour matches%s',
+            100 * overlap, mean_diff, worst_block,
+            CASE WHEN NOT isnan(fine_block)
+                 THEN printf(', closer look: worst window %.1f', fine_block) ELSE '' END)
+        WHEN relation = 'variant' AND blurred_frame AND NOT coalesce(same_frame, false) THEN printf(
+            'same frame, one blurred: a blur of %.1f px explains it (mean diff %.1f)',
+            blur_sigma, blur_diff)
+        WHEN relation = 'variant' THEN printf(
+            'same frame, other exposure or detail: %.0f levels apart, mean diff %.1f after tone matching',
+            abs(mean_change), mean_diff)
+        WHEN mean_diff IS NULL AND ncc IS NOT NULL THEN printf(
+            'other framing: views overlap %.0f%% of a side, correlation %.2f', 100 * overlap, ncc)
+        WHEN ncc IS NULL AND NOT coalesce(flat, false) THEN 'not compared (no thumbnail or no alignment)'
+        WHEN flat THEN printf('plain picture, colours differ by %.1f', raw_diff)
+        WHEN NOT isnan(fine_block) AND fine_block > $copy_max_fine_block THEN printf(
+            'a small change seen closer (a moved subject, a retouch): worst window %.1f levels',
+            fine_block)
+        WHEN block_ratio > $copy_max_block_ratio OR worst_block > $copy_max_worst_block THEN printf(
+            'a local change: worst block %.1f (typical %.1f), mean diff %.1f',
+            worst_block, worst_block / block_ratio - 0.5, mean_diff)
+        WHEN chroma_corr < $copy_min_chroma_corr OR saturation_ratio < $copy_min_saturation_ratio
+             OR chroma_shift > $copy_max_chroma_shift OR chroma_residual > $copy_max_chroma_residual
+             OR worst_chroma_block > $copy_max_chroma_block THEN printf(
+            'other colours: chroma correlation %.2f, saturation x%.2f, shift %.1f, residual %.1f',
+            chroma_corr, saturation_ratio, chroma_shift, chroma_residual)
+        WHEN detail_ratio < $copy_min_detail_ratio
+             OR abs(coalesce(sharpness_diff, 0)) > $copy_max_sharpness_diff THEN printf(
+            'other detail: detail ratio %.2f, sharpness differs by %.2f',
+            detail_ratio, coalesce(sharpness_diff, 0))
+        WHEN overlap < $copy_min_overlap THEN printf('re-framed: views overlap %.0f%% of a side', 100 * overlap)
+        ELSE printf('other tones: mean diff %.1f, tone shift %.1f, contrast x%.2f',
+                    mean_diff, tone_shift, contrast_ratio)
+    END AS evidence,
+    ncc, overlap, flat, raw_diff, tone_shift, contrast_ratio, mean_diff, worst_block,
+    block_ratio, chroma_corr, saturation_ratio, chroma_shift, chroma_residual,
+    worst_chroma_block, detail_ratio, blur_sigma, blur_diff, blur_worst_block, fine_block,
+    sharpness_diff
+FROM r

@@ -1,0 +1,305 @@
+"""The judgement rules of sql/ on tiny hand-built tables: exactly these rows come out.
+
+Each test builds the tables a rule reads (`images`, `pair_checks`, `checks`, `flags`, ...) in
+an in-memory DuckDB, runs the rule with the config's default thresholds (or the ones named),
+and compares the rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pytest
+
+from photo_curate.config import CurateConfig
+from photo_curate.rules import params_for, rule_sql
+from tasks.findings import rule_parameters
+
+IMAGE_DEFAULTS: dict[str, Any] = {
+    "sha256": None, "is_valid": True, "unsupported": False, "error": None, "width": 640,
+    "height": 480, "size_bytes": 1000, "mean": 120.0, "min": 0.0, "max": 255.0, "p05": 20.0,
+    "p50": 120.0, "p95": 220.0, "p99": 240.0, "highlights": 0.1, "clipped_dark": 0.0,
+    "clipped_bright": 0.01, "flat_share": 0.0, "sharpness": -0.5, "sharp_512": -0.5,
+    "sharp_256": -0.5, "sharp_128": -0.5, "captured_at": None, "mtime": None,
+    "jpeg_quality": 90,
+}  # fmt: skip
+TYPES = {"sha256": "VARCHAR", "error": "VARCHAR", "is_valid": "BOOLEAN", "unsupported": "BOOLEAN",
+         "width": "INTEGER", "height": "INTEGER", "size_bytes": "BIGINT", "jpeg_quality": "INTEGER",
+         "captured_at": "TIMESTAMP", "mtime": "TIMESTAMP"}  # fmt: skip
+
+
+def _params(**rules: Any) -> dict[str, Any]:
+    base = CurateConfig().model_dump(mode="json")
+    cfg = CurateConfig.model_validate({**base, "rules": {**base["rules"], **rules}})
+    return rule_parameters(cfg, "run")
+
+
+def _images(con: duckdb.DuckDBPyConnection, rows: dict[str, dict[str, Any]]) -> None:
+    cols = list(IMAGE_DEFAULTS)
+    con.execute(
+        "CREATE TABLE images (path VARCHAR, "
+        + ", ".join(f"{c} {TYPES.get(c, 'DOUBLE')}" for c in cols)
+        + ")"
+    )
+    for path, over in rows.items():
+        values = {**IMAGE_DEFAULTS, "sha256": f"h-{path}", **over}
+        con.execute(
+            f"INSERT INTO images VALUES (?, {', '.join('?' for _ in cols)})",
+            [path, *(values[c] for c in cols)],
+        )
+
+
+def _pair_checks(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, float, str]]) -> None:
+    con.execute(
+        "CREATE TABLE pair_checks (path_a VARCHAR, path_b VARCHAR, similarity DOUBLE, "
+        "relation VARCHAR, evidence VARCHAR)"
+    )
+    for a, b, sim, rel in rows:
+        con.execute("INSERT INTO pair_checks VALUES (?, ?, ?, ?, ?)", [a, b, sim, rel, f"{rel}!"])
+
+
+def _run(con: duckdb.DuckDBPyConnection, rule: str, params: dict[str, Any]) -> list[tuple]:
+    return sorted(con.execute(rule_sql(rule), params_for(rule, params)).fetchall())
+
+
+# --- relation.sql --------------------------------------------------------------------------
+
+COPY_MEASURES = {
+    "ncc": 0.99, "overlap": 0.95, "flat": False, "raw_diff": 1.0, "tone_shift": 1.0,
+    "contrast_ratio": 0.98, "mean_diff": 0.8, "worst_block": 2.0, "block_ratio": 1.5,
+    "chroma_corr": 0.99, "saturation_ratio": 0.97, "chroma_shift": 0.5, "chroma_residual": 0.8,
+    "worst_chroma_block": 2.0, "detail_ratio": 0.97, "blur_sigma": 0.0, "blur_diff": 0.8,
+    "blur_worst_block": 2.0, "fine_block": 1.5,
+}  # fmt: skip
+
+
+def _relations(cases: dict[str, dict[str, Any]], similarity: float = 0.95) -> dict[str, str]:
+    con = duckdb.connect()
+    cols = list(COPY_MEASURES)
+    con.execute(
+        "CREATE TABLE checks (path_a VARCHAR, path_b VARCHAR, similarity DOUBLE, "
+        "same_bytes BOOLEAN, "
+        + ", ".join(f"{c} {'BOOLEAN' if c == 'flat' else 'DOUBLE'}" for c in cols)
+        + ")"
+    )
+    images = {}
+    for name, over in cases.items():
+        m = {**COPY_MEASURES, **{k: v for k, v in over.items() if k in COPY_MEASURES}}
+        con.execute(
+            f"INSERT INTO checks VALUES (?, ?, ?, ?, {', '.join('?' for _ in cols)})",
+            [f"{name}/a", f"{name}/b", over.get("similarity", similarity),
+             over.get("same_bytes", False), *(m[c] for c in cols)],
+        )  # fmt: skip
+        images[f"{name}/a"] = {"sharp_512": over.get("sharp_a", -0.5)}
+        images[f"{name}/b"] = {"sharp_512": -0.5}
+    _images(con, images)
+    rows = con.execute(rule_sql("relation"), params_for("relation", _params())).fetchall()
+    return {r[1].split("/")[0]: r[4] for r in rows}
+
+
+def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
+    got = _relations({
+        "copy": {},
+        "bytes": {"same_bytes": True, "mean_diff": None, "ncc": None},
+        "burst": {"worst_block": 49.0, "block_ratio": 9.0, "mean_diff": 4.7, "ncc": 0.93},
+        "bw": {"chroma_corr": 0.0, "saturation_ratio": 0.0},
+        "graded": {"chroma_residual": 5.0, "worst_chroma_block": 14.0},
+        "reframed": {"overlap": 0.6, "mean_diff": None, "ncc": 0.98},
+        "darker": {"tone_shift": 90.0, "contrast_ratio": 0.26, "mean_diff": 0.5},
+        "blurred": {"detail_ratio": 0.3, "mean_diff": 3.2, "worst_block": 8.0,
+                    "blur_sigma": 1.2, "blur_diff": 1.0, "blur_worst_block": 3.0},
+        "sharpened": {"sharp_a": 0.3},  # the 512 px analysis copies differ in detail
+        "stranger": {"worst_block": 90.0, "block_ratio": 3.0, "mean_diff": 40.0, "ncc": 0.3},
+        "dim-pair": {"worst_block": 30.0, "mean_diff": 12.0, "ncc": 0.7, "similarity": 0.78},
+        "plain-same": {"flat": True, "raw_diff": 1.5},
+        "plain-other": {"flat": True, "raw_diff": 30.0},
+        "moved": {"fine_block": 11.0},  # alike at thumbnail size, a subject moved seen closer
+        "small": {"fine_block": None},  # files too small to look closer: the thumbnails decide
+    })  # fmt: skip
+    assert got == {
+        "copy": "copy", "bytes": "copy", "burst": "similar", "bw": "similar",
+        "graded": "similar", "reframed": "similar", "darker": "variant", "blurred": "variant",
+        "sharpened": "variant", "stranger": "none", "dim-pair": "none",
+        "plain-same": "copy", "plain-other": "none", "moved": "similar", "small": "copy",
+    }  # fmt: skip
+
+
+# --- duplicate, near-duplicate and cluster edges --------------------------------------------
+
+
+def test_duplicate_edges_are_byte_copies_and_pixel_copies_only() -> None:
+    con = duckdb.connect()
+    _images(con, {"a": {"sha256": "x"}, "a2": {"sha256": "x"}, "b": {}, "c": {}, "d": {},
+                  "e": {}, "bad": {"is_valid": False}})  # fmt: skip
+    _pair_checks(con, [("a", "b", 0.97, "copy"), ("a", "c", 0.99, "similar"),
+                       ("b", "d", 0.93, "variant"), ("c", "e", 0.79, "copy")])  # fmt: skip
+    con.execute("CREATE TABLE flags AS SELECT path, false AS dark, false AS bright, "
+                "path = 'e' AS blurry FROM images")  # fmt: skip
+    assert _run(con, "duplicate_edges", _params()) == [
+        ("a", "a2", 1.0, "byte-identical"),
+        ("a", "b", 0.97, "copy!"),
+    ]  # c~e is below duplicate_similarity (0.80)
+    low = _params(duplicate_similarity=0.75, near_duplicate_similarity=0.75)
+    assert _run(con, "duplicate_edges", low) == [
+        ("a", "a2", 1.0, "byte-identical"),
+        ("a", "b", 0.97, "copy!"),
+        ("c", "e", 0.79, "copy!"),  # a flag on one of them (e) does not matter: keeper.sql
+    ]
+
+
+def test_near_duplicate_and_cluster_edges_come_from_verified_relations() -> None:
+    con = duckdb.connect()
+    _pair_checks(con, [("a", "b", 0.97, "copy"), ("a", "c", 0.92, "similar"),
+                       ("b", "d", 0.76, "variant"), ("c", "e", 0.9, "none"),
+                       ("f", "g", 0.78, "similar")])  # fmt: skip
+    con.execute("CREATE TABLE dup_edges AS SELECT 'a' AS path_a, 'b' AS path_b, 0.97 AS similarity")
+    assert _run(con, "near_duplicate_edges", _params()) == [
+        ("a", "c", 0.92, "similar!", "similar"),
+        ("b", "d", 0.76, "variant!", "variant"),
+        ("f", "g", 0.78, "similar!", "similar"),
+    ]
+    assert _run(con, "cluster_edges", _params()) == [
+        ("a", "b", 0.97), ("a", "b", 0.97), ("a", "c", 0.92),
+    ]  # fmt: skip
+
+
+# --- per-image rules --------------------------------------------------------------------------
+
+
+def test_dark_needs_no_upper_tones_and_compares_with_copies_only() -> None:
+    con = duckdb.connect()
+    _images(con, {
+        "under": {"mean": 25.0, "p95": 48.0, "p99": 60.0, "max": 80.0},
+        "night-sky": {"mean": 29.0, "p95": 58.0, "p99": 69.0, "max": 130.0},  # stars
+        "low-key": {"mean": 45.0, "p95": 160.0, "p99": 220.0},
+        "screenshot": {"mean": 30.0, "p95": 40.0, "p99": 50.0, "max": 60.0, "flat_share": 0.8},
+        "darker-copy": {"mean": 70.0, "p95": 95.0, "p99": 120.0},
+        "its-original": {"mean": 130.0, "p95": 230.0},
+        "dim-burst": {"mean": 70.0, "p95": 95.0, "p99": 120.0},
+        "bright-burst": {"mean": 130.0, "p95": 230.0},
+    })  # fmt: skip
+    _pair_checks(con, [("darker-copy", "its-original", 0.8, "variant"),
+                       ("bright-burst", "dim-burst", 0.9, "similar")])  # fmt: skip
+    rows = _run(con, "dark", _params())
+    assert [(p, s) for p, s, _ in rows] == [("darker-copy", 120.0), ("under", 60.0)]
+    assert rows[0][2] == "dark: 60 levels darker than its copy its-original (p95 95)"
+    assert rows[1][2] == "dark: 99% of pixels below 61 of 255 (mean 25)"
+
+
+def test_bright_is_blown_highlights_not_a_bright_scene() -> None:
+    con = duckdb.connect()
+    _images(con, {
+        "burnt": {"mean": 200.0, "clipped_bright": 0.55, "highlights": 0.5},
+        "washed-out": {"mean": 243.0, "clipped_bright": 0.2, "highlights": 0.9},
+        "snow": {"mean": 205.0, "clipped_bright": 0.08, "highlights": 0.7},
+        "sunset": {"mean": 120.0, "clipped_bright": 0.35, "highlights": 0.2},
+        "white-graphic": {"mean": 240.0, "clipped_bright": 0.9, "highlights": 0.95,
+                          "flat_share": 0.9},
+    })  # fmt: skip
+    _pair_checks(con, [])
+    rows = _run(con, "bright", _params())
+    assert [(p, s) for p, s, _ in rows] == [("burnt", 200.0), ("washed-out", 243.0)]
+    assert rows[1][2] == "bright: 20% of pixels blown out, 90% in the top tones (mean 243)"
+
+
+def test_blurry_compares_detail_with_copies_of_the_picture_only() -> None:
+    con = duckdb.connect()
+    _images(con, {
+        "soft": {"sharpness": -2.6, "sharp_512": -2.6, "sharp_256": -2.4, "sharp_128": -2.1},
+        "blurred-copy": {"sharpness": -1.8, "sharp_512": -1.8, "sharp_256": -1.6,
+                         "sharp_128": -1.5},
+        "its-original": {"sharpness": -0.5, "sharp_512": -0.5},
+        "plain-burst": {"sharpness": -1.8, "sharp_512": -1.8, "sharp_256": -1.6,
+                        "sharp_128": -1.5},
+        "busy-burst": {"sharpness": -0.5, "sharp_512": -0.5},
+        "render": {"sharpness": -3.0, "flat_share": 0.6},
+    })  # fmt: skip
+    _pair_checks(con, [("blurred-copy", "its-original", 0.9, "variant"),
+                       ("busy-burst", "plain-burst", 0.9, "similar")])  # fmt: skip
+    rows = _run(con, "blurry", _params())
+    assert [p for p, _, _ in rows] == ["blurred-copy", "soft"]
+    assert rows[0][2] == "blurry: 20.0x less detail than its copy its-original"
+
+
+def test_unsupported_is_not_invalid_and_never_planned() -> None:
+    con = duckdb.connect()
+    _images(con, {
+        "a.dng": {"is_valid": False, "unsupported": True, "error": "unsupported format: DNG"},
+        "cut.jpg": {"is_valid": False, "error": "truncated: no end-of-image marker"},
+        "ok.jpg": {},
+    })  # fmt: skip
+    assert _run(con, "unsupported", _params()) == [("a.dng", None, "unsupported format: DNG")]
+    assert _run(con, "invalid", _params()) == [
+        ("cut.jpg", None, "truncated: no end-of-image marker")
+    ]
+    con.execute(
+        "CREATE TABLE raw_findings AS SELECT * FROM (VALUES "
+        "('a.dng', 'unsupported', NULL, NULL, NULL, 'unsupported format: DNG'), "
+        "('a.dng', 'outlier', 0.3, NULL, NULL, 'outlier'), "
+        "('cut.jpg', 'invalid', NULL, NULL, NULL, 'truncated')) "
+        "t(path, kind, score, group_id, is_keeper, reason)"
+    )
+    con.execute("CREATE TABLE protected (path VARCHAR)")
+    params = _params()
+    params["act_on"] = ["invalid", "outlier", "duplicate"]
+    plan = {(r[1], r[2]): r[6] for r in _run(con, "plan", params)}
+    assert plan == {("a.dng", "outlier"): "review", ("a.dng", "unsupported"): "review",
+                    ("cut.jpg", "invalid"): "quarantine"}  # fmt: skip
+
+
+# --- best shot --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shots() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    _images(con, {
+        "sharp": {"sharp_256": -0.4, "width": 800, "height": 600},
+        "soft": {"sharp_256": -0.9, "width": 1600, "height": 1200},
+        "blown": {"sharp_256": -0.3, "clipped_bright": 0.4},
+        "sharp-copy": {"sharp_256": -0.2, "width": 400, "height": 300},
+    })  # fmt: skip
+    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, NULL::DOUBLE AS score "
+                "FROM images")  # fmt: skip
+    con.execute("CREATE TABLE flags AS SELECT path, false AS dark, path = 'blown' AS bright, "
+                "false AS blurry FROM images")  # fmt: skip
+    con.execute("CREATE TABLE pic AS SELECT * FROM (VALUES ('sharp', 'sharp'), "
+                "('sharp-copy', 'sharp')) t(path, picture)")  # fmt: skip
+    con.execute("CREATE TABLE dup_order AS SELECT 'sharp' AS path, 1 AS rank")
+    con.execute("CREATE TABLE evidence AS SELECT 'sharp' AS path_a, 'soft' AS path_b, "
+                "'a local change: worst block 49.0' AS evidence")  # fmt: skip
+    return con
+
+
+def test_best_shot_is_the_sharpest_well_exposed_picture_and_says_why(
+    shots: duckdb.DuckDBPyConnection,
+) -> None:
+    rows = {r[1]: (r[4], r[7]) for r in _run(shots, "best_shot", _params())}
+    assert rows["sharp"][0] is True
+    assert rows["sharp"][1].startswith("best shot of 4 similar shots (no defect, sharpness -0.40")
+    assert rows["soft"] == (False, "similar shot of sharp (a local change: worst block 49.0); "
+                            "the best shot is sharp: it is sharper (-0.40 vs -0.90)")  # fmt: skip
+    assert rows["blown"] == (False, "similar shot of sharp (the same scene); the best shot is "
+                             "sharp: this one is flagged dark, bright or blurry")  # fmt: skip
+    # the copy is sharper at 256 px, but it is a copy of the best picture, not another shot
+    assert rows["sharp-copy"] == (False, "copy of the best shot sharp (see its duplicate group)")
+
+
+def test_keeper_prefers_an_unflagged_copy_and_names_the_pixel_evidence() -> None:
+    con = duckdb.connect()
+    _images(con, {"orig.jpg": {"width": 800, "height": 600},
+                  "brighter.jpg": {"width": 1600, "height": 1200}})  # fmt: skip
+    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
+                "FROM images")  # fmt: skip
+    con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
+    con.execute(
+        "CREATE TABLE flags AS SELECT path, false AS dark, path = 'brighter.jpg' AS bright, "
+        "false AS blurry FROM images"
+    )
+    con.execute("CREATE TABLE evidence AS SELECT 'brighter.jpg' AS path_a, 'orig.jpg' AS path_b, "
+                "'same picture: mean diff 0.7' AS evidence")  # fmt: skip
+    rows = {r[1]: (r[4], r[7]) for r in _run(con, "keeper", _params())}
+    assert rows["orig.jpg"][0] is True  # fewer pixels, but the other copy is flagged bright
+    reason = "copy of orig.jpg (same picture: mean diff 0.7), kept because it is not flagged"
+    assert rows["brighter.jpg"] == (False, reason + " dark, bright or blurry")
