@@ -220,8 +220,20 @@ def run_delegated(kwargs: dict[str, Any]) -> int:
 def _run_flow(kwargs: dict[str, Any]) -> int:
     from flows.curate import curate
 
-    with _cli_run_settings():
-        result = curate(**kwargs)
+    try:
+        with _cli_run_settings():
+            result = curate(**kwargs)
+    except RuntimeError as e:  # before the flow began: its server went away since the checks
+        from photo_curate import local_server
+
+        url = local_server.recover(e)
+        if url is None:
+            raise
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        sys.stderr.write(f"curate: the local Prefect server did not answer; now {url}\n")
+        with _cli_run_settings(), temporary_settings(updates={PREFECT_API_URL: url}):
+            result = curate(**kwargs)
     _print_result(result)
     stopped = (result.get("applied") or {}).get("stopped")
     if stopped:

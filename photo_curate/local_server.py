@@ -49,6 +49,7 @@ SERVICES_OFF = (
     "REPOSSESSOR", "TRIGGERS", "EVENT_LOGGER", "CLEANUP_RECONCILER", "DB_VACUUM",
 )  # fmt: skip
 _in_use_fd: int | None = None
+LOCAL_URL = "CURATE_LOCAL_SERVER_URL"  # set by `use`: PREFECT_API_URL is the local server's
 
 
 class ServerFailed(RuntimeError):
@@ -311,7 +312,23 @@ def use() -> str | None:
         fcntl.flock(_in_use_fd, fcntl.LOCK_SH)  # waits while an idle server is being stopped
         os.utime(lock)
     info = start(home)
-    os.environ["PREFECT_API_URL"] = info.url
+    os.environ["PREFECT_API_URL"] = os.environ[LOCAL_URL] = info.url
+    return info.url
+
+
+def recover(error: BaseException) -> str | None:
+    """The local server's URL after a flow could not reach it at its start (the server died
+    or hung since `use`): started again if need be. None when the error is another or the
+    API is not the local server's (a server the user runs is theirs to mend)."""
+    url = os.environ.get("PREFECT_API_URL")
+    if (
+        not str(error).startswith("Failed to reach API")
+        or not url
+        or url != os.environ.get(LOCAL_URL)
+    ):
+        return None
+    info = start(prefect_home(), announce=False)
+    os.environ["PREFECT_API_URL"] = os.environ[LOCAL_URL] = info.url
     return info.url
 
 

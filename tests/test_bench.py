@@ -188,4 +188,5 @@ def test_bare_fastdup_outputs_map_onto_the_collection(
     assert groups and all(p in truth for g in groups for p in g)
     scores = score(truth_csv, kinds, groups)
     assert scores["duplicate pairs"].recall > 0.5
-    assert scores["duplicate pairs"].precision > 0.9
+    # a wrong mapping scores near 0; fastdup alone also groups the sample's similar shots
+    assert scores["duplicate pairs"].precision > 0.5

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import random
 import re
 import select
 import shutil
@@ -174,6 +175,36 @@ def test_run_sql_history_report(collection: Path, tmp_path: Path) -> None:
     csv_out = curate("sql", "SELECT path FROM latest_images WHERE NOT is_valid ORDER BY path",
                      "--format", "csv", home=home).stdout  # fmt: skip
     assert csv_out.splitlines()[0] == "path" and "Downloads/empty.jpg" in csv_out
+
+
+@pytest.mark.slow
+def test_a_local_server_gone_before_the_flow_began_is_started_again(tmp_path: Path) -> None:
+    """The local server died (or hung) between the checks and the flow's first call: the run
+    starts it again and goes on, instead of failing with 'Failed to reach API'."""
+    from PIL import Image
+
+    from photo_curate import local_server
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = random.Random(7)
+    for i in range(4):
+        Image.frombytes("RGB", (64, 48), rng.randbytes(64 * 48 * 3)).save(photos / f"{i}.png")
+    prefect_home = tmp_path / "prefect"
+    dead = "http://127.0.0.1:9/api"  # what `use` had set: port 9, where nothing listens
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_API_URL": dead,
+           local_server.LOCAL_URL: dead}  # fmt: skip
+    try:
+        p = curate("run", str(photos), home=tmp_path / "home", env=env)
+        assert p.returncode == 0, p.stderr
+        assert "the local Prefect server did not answer; now http://127.0.0.1:" in p.stderr
+        info = local_server.find(prefect_home)
+        assert info is not None and local_server.healthy(info.url)
+        theirs = curate("run", str(photos), home=tmp_path / "home2",
+                        env={**env, local_server.LOCAL_URL: ""})  # fmt: skip
+        assert theirs.returncode == 3 and "Failed to reach API at" in theirs.stderr
+    finally:
+        local_server.stop(prefect_home)
 
 
 # ---------------------------------------------------------------- permanent deletes

@@ -81,14 +81,15 @@ def test_report_renders_with_thumbnails_keepers_and_safe_names(
             assert target.is_relative_to(home.thumbnails.resolve()), src
             assert target.stat().st_size < 60_000
 
-        # every duplicate group shown has exactly one keeper, marked and explained
-        for section in ("duplicate", "near_duplicate"):
+        # every group shown has exactly one keeper, marked and explained: the copy kept, or
+        # the best shot of similar shots (a suggestion)
+        for section, why in (("duplicate", "keeper of"), ("near_duplicate", "best shot of")):
             groups = page.locator(f"details#{section} .group[data-kind='{section}']")
             assert groups.count() >= 3
             for i in range(groups.count()):
                 group = groups.nth(i)
                 assert group.locator(".card.keeper").count() == 1
-                assert "keeper of" in group.locator(".card.keeper").inner_text()
+                assert why in group.locator(".card.keeper").inner_text()
         copy = page.locator(".card:not(.keeper)").filter(has_text="kept because it").first
         assert copy.is_visible()
 
