@@ -18,7 +18,7 @@ import os
 import stat
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import cv2
@@ -42,6 +42,7 @@ BACKGROUND = (128, 128, 128)
 
 _EXIF_IFD = 0x8769
 _TAG_DATETIME_ORIGINAL = 0x9003
+_TAG_SUBSEC_ORIGINAL = 0x9291
 _TAG_DATETIME = 0x0132
 _TAG_MAKE = 0x010F
 _TAG_MODEL = 0x0110
@@ -110,6 +111,10 @@ def _read_exif(im: Image.Image, out: dict[str, Any]) -> None:
     if isinstance(raw, str):
         with contextlib.suppress(ValueError):
             out["captured_at"] = datetime.strptime(raw.strip()[:19], "%Y:%m:%d %H:%M:%S")
+        frac = sub.get(_TAG_SUBSEC_ORIGINAL) if sub.get(_TAG_DATETIME_ORIGINAL) else None
+        if out["captured_at"] and isinstance(frac, str) and frac.strip().isdigit():
+            # the frames of a burst share their second
+            out["captured_at"] += timedelta(seconds=float("0." + frac.strip()[:6]))
     for key, tag in (("camera_make", _TAG_MAKE), ("camera_model", _TAG_MODEL)):
         val = exif.get(tag)
         if isinstance(val, str) and val.strip("\x00 "):

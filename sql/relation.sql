@@ -22,11 +22,16 @@
 --            filtered edits, retouches, re-framings): embedding similarity at least
 --            $near_duplicate_similarity and aligned luminance correlation >= $similar_min_ncc.
 --   none     different pictures the embedding found close (e.g. dark shots of other scenes).
+-- Two files whose cameras recorded different capture times (EXIF, to the sub-second where it
+-- is recorded) are two shots, never a copy or variant: a copy keeps its capture time or has
+-- none (a burst of a still scene can look like one picture).
 WITH c AS (
     SELECT k.*,
            coalesce(a.sharp_512 - b.sharp_512, a.sharp_256 - b.sharp_256,
                     a.sharp_128 - b.sharp_128) AS sharpness_diff,
-           a.mean - b.mean AS mean_change
+           a.mean - b.mean AS mean_change,
+           coalesce(a.captured_at <> b.captured_at, false) AS other_moment,
+           a.captured_at AS captured_a, b.captured_at AS captured_b
     FROM checks k
     JOIN images a ON a.path = k.path_a
     JOIN images b ON b.path = k.path_b
@@ -66,7 +71,10 @@ t AS (
 r AS (
     SELECT *,
         CASE
-            WHEN same_bytes OR same_plain OR same_picture THEN 'copy'
+            WHEN same_bytes THEN 'copy'
+            WHEN other_moment AND coalesce(same_plain OR same_picture OR same_frame
+                                           OR blurred_frame, false) THEN 'similar'
+            WHEN same_plain OR same_picture THEN 'copy'
             WHEN coalesce(same_frame OR blurred_frame, false) THEN 'variant'
             WHEN NOT coalesce(flat, true) AND similarity >= $near_duplicate_similarity
                  AND ncc >= $similar_min_ncc THEN 'similar'
@@ -78,6 +86,11 @@ SELECT
     $run_id AS run_id, path_a, path_b, similarity, relation,
     CASE
         WHEN same_bytes THEN 'byte-identical'
+        WHEN relation = 'similar' AND other_moment
+             AND coalesce(same_plain OR same_picture OR same_frame OR blurred_frame, false)
+            THEN printf('two shots: alike, but taken at %s and %s (EXIF)',
+                        strftime(captured_a, '%Y-%m-%d %H:%M:%S.%g'),
+                        strftime(captured_b, '%Y-%m-%d %H:%M:%S.%g'))
         WHEN relation = 'copy' AND flat THEN printf('same plain picture: colours differ by %.1f', raw_diff)
         WHEN relation = 'copy' THEN printf(
             'same picture: aligned (%.0f%% overlap), mean diff %.1f, worst block %.1f, colour matches%s',

@@ -102,6 +102,16 @@ def test_exif_orientation_is_applied(photo: Image.Image, tmp_path: Path) -> None
     assert Image.open(analysis).size == (200, 300)
 
 
+def test_capture_time_to_the_sub_second(photo: Image.Image, tmp_path: Path) -> None:
+    from datetime import datetime
+
+    exif = Image.Exif()
+    exif[0x8769] = {0x9003: "2024:06:01 09:30:00", 0x9291: "25"}  # the Exif IFD
+    src = tmp_path / "burst.jpg"
+    src.write_bytes(_jpeg(photo.resize((300, 200)), exif=exif.tobytes()))
+    assert inspect_file(str(src), None)["captured_at"] == datetime(2024, 6, 1, 9, 30, 0, 250000)
+
+
 def test_missing_file_is_reported_not_raised(tmp_path: Path) -> None:
     row = inspect_file(str(tmp_path / "gone.jpg"), None)
     assert not row["is_valid"] and row["error"].startswith("vanished")

@@ -7,6 +7,7 @@ and compares the rows.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -24,6 +25,7 @@ IMAGE_DEFAULTS: dict[str, Any] = {
     "sharp_256": -0.5, "sharp_128": -0.5, "captured_at": None, "mtime": None,
     "jpeg_quality": 90,
 }  # fmt: skip
+T0 = datetime(2024, 6, 1, 9, 30)
 TYPES = {"sha256": "VARCHAR", "error": "VARCHAR", "is_valid": "BOOLEAN", "unsupported": "BOOLEAN",
          "width": "INTEGER", "height": "INTEGER", "size_bytes": "BIGINT", "jpeg_quality": "INTEGER",
          "captured_at": "TIMESTAMP", "mtime": "TIMESTAMP"}  # fmt: skip
@@ -74,8 +76,10 @@ COPY_MEASURES = {
 }  # fmt: skip
 
 
-def _relations(cases: dict[str, dict[str, Any]], similarity: float = 0.95) -> dict[str, str]:
-    con = duckdb.connect()
+def _checks_table(
+    con: duckdb.DuckDBPyConnection, cases: dict[str, dict[str, Any]], similarity: float = 0.95
+) -> None:
+    """`checks` (a copy's measurements, changed per case) and `images` of pairs NAME/a, NAME/b."""
     cols = list(COPY_MEASURES)
     con.execute(
         "CREATE TABLE checks (path_a VARCHAR, path_b VARCHAR, similarity DOUBLE, "
@@ -91,9 +95,15 @@ def _relations(cases: dict[str, dict[str, Any]], similarity: float = 0.95) -> di
             [f"{name}/a", f"{name}/b", over.get("similarity", similarity),
              over.get("same_bytes", False), *(m[c] for c in cols)],
         )  # fmt: skip
-        images[f"{name}/a"] = {"sharp_512": over.get("sharp_a", -0.5)}
-        images[f"{name}/b"] = {"sharp_512": -0.5}
+        images[f"{name}/a"] = {"sharp_512": over.get("sharp_a", -0.5),
+                               "captured_at": over.get("taken_a")}  # fmt: skip
+        images[f"{name}/b"] = {"sharp_512": -0.5, "captured_at": over.get("taken_b")}
     _images(con, images)
+
+
+def _relations(cases: dict[str, dict[str, Any]]) -> dict[str, str]:
+    con = duckdb.connect()
+    _checks_table(con, cases)
     rows = con.execute(rule_sql("relation"), params_for("relation", _params())).fetchall()
     return {r[1].split("/")[0]: r[4] for r in rows}
 
@@ -116,13 +126,33 @@ def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
         "plain-other": {"flat": True, "raw_diff": 30.0},
         "moved": {"fine_block": 11.0},  # alike at thumbnail size, a subject moved seen closer
         "small": {"fine_block": None},  # files too small to look closer: the thumbnails decide
+        # a burst of a still scene: alike to the pixel, but the camera took two shots
+        "burst-still": {"taken_a": T0, "taken_b": T0 + timedelta(milliseconds=300)},
+        "copy-same-time": {"taken_a": T0, "taken_b": T0},
+        "copy-exif-gone": {"taken_a": T0},  # a messenger strips EXIF: the pixels decide
+        "darker-later": {"tone_shift": 90.0, "contrast_ratio": 0.26, "mean_diff": 0.5,
+                         "taken_a": T0, "taken_b": T0 + timedelta(seconds=2)},
+        "bytes-other-time": {"same_bytes": True, "mean_diff": None, "ncc": None,
+                             "taken_a": T0, "taken_b": T0 + timedelta(seconds=2)},
     })  # fmt: skip
     assert got == {
         "copy": "copy", "bytes": "copy", "burst": "similar", "bw": "similar",
         "graded": "similar", "reframed": "similar", "darker": "variant", "blurred": "variant",
         "sharpened": "variant", "stranger": "none", "dim-pair": "none",
         "plain-same": "copy", "plain-other": "none", "moved": "similar", "small": "copy",
+        "burst-still": "similar", "copy-same-time": "copy", "copy-exif-gone": "copy",
+        "darker-later": "similar", "bytes-other-time": "copy",
     }  # fmt: skip
+
+
+def test_two_shots_say_when_they_were_taken() -> None:
+    con = duckdb.connect()
+    _checks_table(con, {"burst": {"taken_a": T0, "taken_b": T0 + timedelta(milliseconds=250)}})
+    row = con.execute(rule_sql("relation"), params_for("relation", _params())).fetchall()[0]
+    assert row[4:6] == (
+        "similar",
+        "two shots: alike, but taken at 2024-06-01 09:30:00.000 and 2024-06-01 09:30:00.250 (EXIF)",
+    )
 
 
 # --- duplicate, near-duplicate and cluster edges --------------------------------------------
