@@ -1,6 +1,6 @@
 """Judgement on real libraries: similar-but-different shots, and defects without their twins.
 
-    .venv/bin/python -m bench.similar [--pool A|B|both] [--kind similar|defects|both] [--seed 1]
+    .venv/bin/python -m bench.similar [--pool A|B|both] [--kind similar|defects|both] [--seed 1 2 3]
 
 Two collections per pool, each run with `curate run` as a user would (the CLI, a fresh home),
 scored with photo_curate.evaluate (truth in the sample's CSV format):
@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
@@ -351,26 +352,53 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pool", choices=["A", "B", "both"], default="both")
     ap.add_argument("--kind", choices=["similar", "defects", "both"], default="both")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, nargs="+", default=[1], help="one collection per seed")
     ap.add_argument("--work", default="/tmp/curate-bench-similar")
     args = ap.parse_args()
     work = Path(args.work)
     report = []
-    for pool_name in ("A", "B") if args.pool == "both" else (args.pool,):
-        for kind in ("similar", "defects") if args.kind == "both" else (args.kind,):
-            res = run_one(work, kind, pool_name, args.seed)
-            print(f"\n{kind} collection, pool {pool_name}, seed {args.seed}: {res['files']} files, "
-                  f"{res['seconds']:.0f} s\n{format_scores(res)}")  # fmt: skip
-            for path in res["similar_planned"] + res["wrongly_planned"]:  # type: ignore[operator]
-                print(f"  planned but must stay: {path}")
-            report.append({
-                "kind": kind, "pool": pool_name, "seed": args.seed, "files": res["files"],
-                "scores": [s.__dict__ for s in res["scores"]],  # type: ignore[attr-defined]
-                "similar_planned": res["similar_planned"],
-                "wrongly_planned": res["wrongly_planned"],
-            })  # fmt: skip
+    for seed in args.seed:
+        for pool_name in ("A", "B") if args.pool == "both" else (args.pool,):
+            for kind in ("similar", "defects") if args.kind == "both" else (args.kind,):
+                res = run_one(work, kind, pool_name, seed)
+                print(f"\n{kind} collection, pool {pool_name}, seed {seed}: {res['files']} "
+                      f"files, {res['seconds']:.0f} s\n{format_scores(res)}")  # fmt: skip
+                for path in res["similar_planned"] + res["wrongly_planned"]:  # type: ignore[operator]
+                    print(f"  planned but must stay: {path}")
+                report.append({
+                    "kind": kind, "pool": pool_name, "seed": seed, "files": res["files"],
+                    "scores": [s.__dict__ for s in res["scores"]],  # type: ignore[attr-defined]
+                    "similar_planned": res["similar_planned"],
+                    "wrongly_planned": res["wrongly_planned"],
+                })  # fmt: skip
+    if len(args.seed) > 1:
+        print(totals(report))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "similar.json").write_text(json.dumps(report, indent=1))
+
+
+def totals(report: list[dict[str, Any]]) -> str:
+    """Each collection kind and pool summed over its seeds: a few planted defects per seed
+    make one seed's percentages coarse."""
+    out = []
+    for kind, pool_name in sorted({(r["kind"], r["pool"]) for r in report}):
+        runs = [r for r in report if (r["kind"], r["pool"]) == (kind, pool_name)]
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        out.append(f"\n{kind} collections, pool {pool_name}, seeds {seeds}: "
+                   f"{sum(r['files'] for r in runs)} files")  # fmt: skip
+        out.append(
+            f"{'kind':<22}{'expected':>9}{'found':>7}{'correct':>8}{'precision':>11}{'recall':>8}"
+        )
+        for name in [s["kind"] for s in runs[0]["scores"]]:
+            got = [s for r in runs for s in r["scores"] if s["kind"] == name]
+            exp, pred, tp = (
+                sum(s[k] for s in got) for k in ("expected", "predicted", "true_positive")
+            )
+            prec, rec = (100 * tp / pred if pred else 100.0), (100 * tp / exp if exp else 100.0)
+            out.append(f"{name:<22}{exp:>9}{pred:>7}{tp:>8}{prec:>10.1f}%{rec:>7.1f}%")
+        planned = sorted({p for r in runs for p in r["similar_planned"] + r["wrongly_planned"]})
+        out.append(f"planned but must stay: {len(planned)} {planned if planned else ''}".rstrip())
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
