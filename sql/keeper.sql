@@ -1,7 +1,9 @@
 -- keeper: which member of each group stays. `members(group_id, path, score)` holds the groups.
 -- Order: a preferred folder first (config), then the strategy $keep ('largest', 'newest',
 -- 'oldest' or 'best'), then a copy no defect rule flags (`flags`: a mildly brightened copy can
--- cross the bright threshold its original stays below), then the best copy: most pixels (resized and cropped copies lose), then
+-- cross the bright threshold its original stays below; a copy that looks like a graphic,
+-- flat_share >= $graphic_flat_share, was not judged and is no better than a flagged one),
+-- then the best copy: most pixels (resized and cropped copies lose), then
 -- the one that still carries the camera's capture time (re-encoding usually drops EXIF), then
 -- the clearly higher JPEG quality (a re-encode at quality 40 loses to its original at 92),
 -- then the earliest file (copies and re-encodes are written after their original), then the
@@ -19,7 +21,8 @@ WITH m AS (
         -- lower-quality re-encode loses, small differences fall through to age
         coalesce(i.jpeg_quality, 100) // 10 AS quality_band, i.jpeg_quality,
         coalesce(p.preferred, false) AS preferred, i.sha256,
-        coalesce(f.dark OR f.bright OR f.blurry, false) AS flagged
+        coalesce(f.dark OR f.bright OR f.blurry, false) AS flagged,
+        coalesce(i.flat_share, 0) >= $graphic_flat_share AS unjudged
     FROM members g
     JOIN images i ON i.path = g.path
     LEFT JOIN prefs p ON p.path = g.path
@@ -34,7 +37,7 @@ ranked AS (
                 CASE WHEN $keep = 'largest' THEN size_bytes END DESC NULLS LAST,
                 CASE WHEN $keep = 'newest' THEN taken END DESC NULLS LAST,
                 CASE WHEN $keep = 'oldest' THEN taken END ASC NULLS LAST,
-                flagged ASC,
+                CASE WHEN NOT unjudged THEN flagged END ASC NULLS LAST,
                 pixels DESC NULLS LAST,
                 has_exif DESC,
                 quality_band DESC,
@@ -51,7 +54,7 @@ k AS (
     SELECT group_id, path AS keeper, pixels AS k_pixels, width AS k_w, height AS k_h,
            size_bytes AS k_size, sharpness AS k_sharp, taken AS k_taken, preferred AS k_pref,
            has_exif AS k_exif, mtime AS k_mtime, quality_band AS k_band, jpeg_quality AS k_q,
-           sha256 AS k_sha, flagged AS k_flagged
+           sha256 AS k_sha, flagged AS k_flagged, unjudged AS k_unjudged
     FROM ranked WHERE rank = 1
 )
 SELECT
@@ -66,7 +69,8 @@ SELECT
             WHEN $keep = 'largest' AND k.k_size > r.size_bytes THEN 'is the largest file'
             WHEN $keep = 'newest' AND k.k_taken > r.taken THEN 'is the newest'
             WHEN $keep = 'oldest' AND k.k_taken < r.taken THEN 'is the oldest'
-            WHEN r.flagged AND NOT k.k_flagged THEN 'is not flagged dark, bright or blurry'
+            WHEN r.flagged AND NOT r.unjudged AND NOT k.k_flagged AND NOT k.k_unjudged
+                THEN 'is not flagged dark, bright or blurry'
             WHEN k.k_pixels > r.pixels THEN printf('has more pixels (%dx%d vs %dx%d)',
                                                     k.k_w, k.k_h, r.width, r.height)
             WHEN k.k_exif AND NOT r.has_exif THEN 'keeps the camera capture time (EXIF)'

@@ -333,3 +333,24 @@ def test_keeper_prefers_an_unflagged_copy_and_names_the_pixel_evidence() -> None
     assert rows["orig.jpg"][0] is True  # fewer pixels, but the other copy is flagged bright
     reason = "copy of orig.jpg (same picture: mean diff 0.7), kept because it is not flagged"
     assert rows["brighter.jpg"] == (False, reason + " dark, bright or blurry")
+
+
+def test_keeper_does_not_prefer_a_copy_that_was_not_judged() -> None:
+    """A mildly darkened copy of a white-background photo looks like a graphic (its background
+    is no longer clipped but flat), so no rule judged it: the flagged original stays."""
+    con = duckdb.connect()
+    _images(con, {"orig.jpg": {"mtime": datetime(2024, 1, 1)},
+                  "fixed.jpg": {"flat_share": 0.49, "mtime": datetime(2024, 2, 1)}})  # fmt: skip
+    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
+                "FROM images")  # fmt: skip
+    con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
+    con.execute("CREATE TABLE flags AS SELECT path, false AS dark, path = 'orig.jpg' AS bright, "
+                "false AS blurry FROM images")  # fmt: skip
+    con.execute("CREATE TABLE evidence AS SELECT 'fixed.jpg' AS path_a, 'orig.jpg' AS path_b, "
+                "'same picture: mean diff 0.5' AS evidence")  # fmt: skip
+    rows = {r[1]: (r[4], r[7]) for r in _run(con, "keeper", _params())}
+    assert rows == {
+        "orig.jpg": (True, "keeper of 2: 640x480, 1000 bytes"),
+        "fixed.jpg": (False, "copy of orig.jpg (same picture: mean diff 0.5), kept because it "
+                             "is the earlier file"),
+    }  # fmt: skip
