@@ -11,7 +11,9 @@
 --            pixel shifts forgiven, no 16 x 16 window differs by more than
 --            $copy_max_fine_block levels (a subject moved by a few pixels, a small retouch).
 --            Byte-identical contents are copies without measuring.
---            Two plain images (no structure) are copies only when their raw colours match.
+--            Two plain images (no structure) are copies only when their raw colours match
+--            and their shapes agree as a small crop's would (aspect ratios within
+--            $copy_min_overlap); a plain picture cut to another shape is a similar shot.
 --   variant  the same frame with a strong tone or blur change (a darkened, overexposed or
 --            blurred copy): same framing, structure within $variant_max_mean_diff /
 --            $variant_max_worst_block after tone matching (or after the best blur of the
@@ -31,7 +33,9 @@ WITH c AS (
                     a.sharp_128 - b.sharp_128) AS sharpness_diff,
            a.mean - b.mean AS mean_change,
            coalesce(a.captured_at <> b.captured_at, false) AS other_moment,
-           a.captured_at AS captured_a, b.captured_at AS captured_b
+           a.captured_at AS captured_a, b.captured_at AS captured_b,
+           least(a.width * b.height, b.width * a.height)::DOUBLE
+               / nullif(greatest(a.width * b.height, b.width * a.height), 0) AS aspect_match
     FROM checks k
     JOIN images a ON a.path = k.path_a
     JOIN images b ON b.path = k.path_b
@@ -47,7 +51,9 @@ t AS (
         NOT coalesce(flat, false) AND overlap >= $copy_min_overlap AND blur_sigma > 0
             AND blur_diff <= $variant_max_mean_diff AND blur_worst_block <= $variant_max_worst_block
             AS blurred_frame,
-        coalesce(flat AND raw_diff <= $copy_max_flat_diff, false) AS same_plain,
+        coalesce(flat AND raw_diff <= $copy_max_flat_diff, false) AS plain_colours,
+        coalesce(flat AND raw_diff <= $copy_max_flat_diff
+                 AND aspect_match >= $copy_min_overlap, false) AS same_plain,
         coalesce(NOT flat AND overlap >= $copy_min_overlap
             AND mean_diff <= $copy_max_mean_diff
             -- a local change: the closer look decides where it was taken (the thumbnails of a
@@ -76,6 +82,7 @@ r AS (
                                            OR blurred_frame, false) THEN 'similar'
             WHEN same_plain OR same_picture THEN 'copy'
             WHEN coalesce(same_frame OR blurred_frame, false) THEN 'variant'
+            WHEN plain_colours THEN 'similar'
             WHEN NOT coalesce(flat, true) AND similarity >= $near_duplicate_similarity
                  AND ncc >= $similar_min_ncc THEN 'similar'
             ELSE 'none'
@@ -106,6 +113,8 @@ SELECT
         WHEN mean_diff IS NULL AND ncc IS NOT NULL THEN printf(
             'other framing: views overlap %.0f%% of a side, correlation %.2f', 100 * overlap, ncc)
         WHEN ncc IS NULL AND NOT coalesce(flat, false) THEN 'not compared (no thumbnail or no alignment)'
+        WHEN plain_colours THEN printf('plain picture cut to another shape: aspect ratios %.2f apart',
+                                       1 - aspect_match)
         WHEN flat THEN printf('plain picture, colours differ by %.1f', raw_diff)
         WHEN NOT isnan(fine_block) AND fine_block > $copy_max_fine_block THEN printf(
             'a small change seen closer (a moved subject, a retouch): worst window %.1f levels',

@@ -97,7 +97,9 @@ def _checks_table(
         )  # fmt: skip
         images[f"{name}/a"] = {"sharp_512": over.get("sharp_a", -0.5),
                                "captured_at": over.get("taken_a")}  # fmt: skip
-        images[f"{name}/b"] = {"sharp_512": -0.5, "captured_at": over.get("taken_b")}
+        images[f"{name}/b"] = {"sharp_512": -0.5, "captured_at": over.get("taken_b"),
+                               "width": over.get("width_b", 640),
+                               "height": over.get("height_b", 480)}  # fmt: skip
     _images(con, images)
 
 
@@ -124,6 +126,8 @@ def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
         "dim-pair": {"worst_block": 30.0, "mean_diff": 12.0, "ncc": 0.7, "similarity": 0.78},
         "plain-same": {"flat": True, "raw_diff": 1.5},
         "plain-other": {"flat": True, "raw_diff": 30.0},
+        "plain-reframed": {"flat": True, "raw_diff": 0.7, "width_b": 921, "height_b": 1102},
+        "plain-crop": {"flat": True, "raw_diff": 0.3, "width_b": 620, "height_b": 470},
         "moved": {"fine_block": 11.0},  # alike at thumbnail size, a subject moved seen closer
         "small": {"fine_block": None},  # files too small to look closer: the thumbnails decide
         # a burst of a still scene: alike to the pixel, but the camera took two shots
@@ -140,6 +144,7 @@ def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
         "graded": "similar", "reframed": "similar", "darker": "variant", "blurred": "variant",
         "sharpened": "variant", "stranger": "none", "dim-pair": "none",
         "plain-same": "copy", "plain-other": "none", "moved": "similar", "small": "copy",
+        "plain-reframed": "similar", "plain-crop": "copy",
         "burst-still": "similar", "copy-same-time": "copy", "copy-exif-gone": "copy",
         "darker-later": "similar", "bytes-other-time": "copy",
     }  # fmt: skip
