@@ -10,6 +10,8 @@
 --            512 px analysis copies). Seen closer, from the files at up to 512 px with half-
 --            pixel shifts forgiven, no 16 x 16 window differs by more than
 --            $copy_max_fine_block levels (a subject moved by a few pixels, a small retouch).
+--            Where that closer look was taken it decides the differences, and the
+--            thumbnails need only agree within a variant's bounds.
 --            Byte-identical contents are copies without measuring.
 --            Two plain images (no structure) are copies only when their raw colours match
 --            and their shapes agree as a small crop's would (aspect ratios within
@@ -55,12 +57,14 @@ t AS (
         coalesce(flat AND raw_diff <= $copy_max_flat_diff
                  AND aspect_match >= $copy_min_overlap, false) AS same_plain,
         coalesce(NOT flat AND overlap >= $copy_min_overlap
-            AND mean_diff <= $copy_max_mean_diff
-            -- a local change: the closer look decides where it was taken (the thumbnails of a
-            -- mostly plain picture make JPEG noise in its one textured spot stand out)
+            -- differences: the closer look decides where it was taken (the thumbnails of a
+            -- mostly plain picture make JPEG noise in its one textured spot stand out, those
+            -- of a fine texture alias after a small crop), the thumbnails only roughly then
             AND CASE WHEN NOT coalesce(isnan(fine_block), true)
-                     THEN worst_block <= $variant_max_worst_block
-                     ELSE worst_block <= $copy_max_worst_block
+                     THEN mean_diff <= $variant_max_mean_diff
+                          AND worst_block <= $variant_max_worst_block
+                     ELSE mean_diff <= $copy_max_mean_diff
+                          AND worst_block <= $copy_max_worst_block
                           AND block_ratio <= $copy_max_block_ratio END
             AND tone_shift <= $copy_max_tone_shift AND contrast_ratio >= $copy_min_contrast_ratio
             AND chroma_corr >= $copy_min_chroma_corr

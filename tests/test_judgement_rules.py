@@ -130,6 +130,9 @@ def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
         "plain-crop": {"flat": True, "raw_diff": 0.3, "width_b": 620, "height_b": 470},
         "moved": {"fine_block": 11.0},  # alike at thumbnail size, a subject moved seen closer
         "small": {"fine_block": None},  # files too small to look closer: the thumbnails decide
+        # a fine texture aliases at thumbnail size after a small crop; closer, it is the same
+        "texture": {"mean_diff": 3.2, "worst_block": 6.6, "fine_block": 0.8},
+        "texture-small": {"mean_diff": 3.2, "worst_block": 6.6, "fine_block": None},
         # a burst of a still scene: alike to the pixel, but the camera took two shots
         "burst-still": {"taken_a": T0, "taken_b": T0 + timedelta(milliseconds=300)},
         "copy-same-time": {"taken_a": T0, "taken_b": T0},
@@ -144,7 +147,8 @@ def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
         "graded": "similar", "reframed": "similar", "darker": "variant", "blurred": "variant",
         "sharpened": "variant", "stranger": "none", "dim-pair": "none",
         "plain-same": "copy", "plain-other": "none", "moved": "similar", "small": "copy",
-        "plain-reframed": "similar", "plain-crop": "copy",
+        "plain-reframed": "similar", "plain-crop": "copy", "texture": "copy",
+        "texture-small": "similar",
         "burst-still": "similar", "copy-same-time": "copy", "copy-exif-gone": "copy",
         "darker-later": "similar", "bytes-other-time": "copy",
     }  # fmt: skip
