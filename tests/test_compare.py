@@ -70,11 +70,13 @@ def _relation(a: Image.Image, b: Image.Image, similarity: float = 0.95) -> tuple
     )
     ma, mb = pixel_metrics(_analysis(a)), pixel_metrics(_analysis(b))
     con.execute(
-        "CREATE TABLE images AS SELECT * FROM (VALUES ('a', $a512, $a256, $a128, $am), "
-        "('b', $b512, $b256, $b128, $bm)) t(path, sharp_512, sharp_256, sharp_128, mean)",
+        "CREATE TABLE images AS SELECT *, NULL::TIMESTAMP AS captured_at FROM (VALUES "
+        "('a', $a512, $a256, $a128, $am, $aw, $ah), ('b', $b512, $b256, $b128, $bm, $bw, $bh)) "
+        "t(path, sharp_512, sharp_256, sharp_128, mean, width, height)",
         {"a512": ma["sharp_512"], "a256": ma["sharp_256"], "a128": ma["sharp_128"],
          "am": ma["mean"], "b512": mb["sharp_512"], "b256": mb["sharp_256"],
-         "b128": mb["sharp_128"], "bm": mb["mean"]},
+         "b128": mb["sharp_128"], "bm": mb["mean"], "aw": a.width, "ah": a.height,
+         "bw": b.width, "bh": b.height},
     )  # fmt: skip
     params = {**RulesConfig().model_dump(), "run_id": "r"}
     rel = con.execute(rule_sql("relation"), params_for("relation", params)).fetchall()[0][4]
