@@ -231,7 +231,8 @@ def _run_flow(kwargs: dict[str, Any]) -> int:
             raise
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        sys.stderr.write(f"curate: the local Prefect server did not answer; now {url}\n")
+        if sys.stderr.isatty():  # a person at a terminal; a script sees only the outcome
+            sys.stderr.write(f"curate: the local Prefect server did not answer; now {url}\n")
         with _cli_run_settings(), temporary_settings(updates={PREFECT_API_URL: url}):
             result = curate(**kwargs)
     _print_result(result)

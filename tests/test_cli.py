@@ -197,7 +197,7 @@ def test_a_local_server_gone_before_the_flow_began_is_started_again(tmp_path: Pa
     try:
         p = curate("run", str(photos), home=tmp_path / "home", env=env)
         assert p.returncode == 0, p.stderr
-        assert "the local Prefect server did not answer; now http://127.0.0.1:" in p.stderr
+        assert "Failed to reach API" not in p.stderr and "Traceback" not in p.stderr
         info = local_server.find(prefect_home)
         assert info is not None and local_server.healthy(info.url)
         theirs = curate("run", str(photos), home=tmp_path / "home2",
