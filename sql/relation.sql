@@ -78,12 +78,17 @@ t AS (
             false) AS same_picture
     FROM c
 ),
+s AS (
+    SELECT *,
+        other_moment AND coalesce(same_plain OR same_picture OR same_frame OR blurred_frame,
+                                  false) AS two_shots
+    FROM t
+),
 r AS (
     SELECT *,
         CASE
             WHEN same_bytes THEN 'copy'
-            WHEN other_moment AND coalesce(same_plain OR same_picture OR same_frame
-                                           OR blurred_frame, false) THEN 'similar'
+            WHEN two_shots THEN 'similar'
             WHEN same_plain OR same_picture THEN 'copy'
             WHEN coalesce(same_frame OR blurred_frame, false) THEN 'variant'
             WHEN plain_colours THEN 'similar'
@@ -91,17 +96,15 @@ r AS (
                  AND ncc >= $similar_min_ncc THEN 'similar'
             ELSE 'none'
         END AS relation
-    FROM t
+    FROM s
 )
 SELECT
     $run_id AS run_id, path_a, path_b, similarity, relation,
     CASE
         WHEN same_bytes THEN 'byte-identical'
-        WHEN relation = 'similar' AND other_moment
-             AND coalesce(same_plain OR same_picture OR same_frame OR blurred_frame, false)
-            THEN printf('two shots: alike, but taken at %s and %s (EXIF)',
-                        strftime(captured_a, '%Y-%m-%d %H:%M:%S.%g'),
-                        strftime(captured_b, '%Y-%m-%d %H:%M:%S.%g'))
+        WHEN two_shots THEN printf('two shots: alike, but taken at %s and %s (EXIF)',
+                                   strftime(captured_a, '%Y-%m-%d %H:%M:%S.%g'),
+                                   strftime(captured_b, '%Y-%m-%d %H:%M:%S.%g'))
         WHEN relation = 'copy' AND flat THEN printf('same plain picture: colours differ by %.1f', raw_diff)
         WHEN relation = 'copy' THEN printf(
             'same picture: aligned (%.0f%% overlap), mean diff %.1f, worst block %.1f, colour matches%s',
