@@ -39,7 +39,8 @@ _NOT_RESULTS = {("analysis", "workers"), ("analysis", "incremental"), ("fastdup"
 _NOT_RESULT_SECTIONS = {"execution"}
 # Tables a run without changes takes over (runs and actions are its own).
 CARRIED = (
-    "images", "pairs", "outliers", "pair_checks", "findings", "clusters", "plan", "validations"
+    "images", "pairs", "outliers", "pair_checks", "photo_files", "findings", "clusters", "plan",
+    "validations",
 )  # fmt: skip
 # The manifest columns that must be equal for "nothing changed".
 _MANIFEST = "path, entry_type, size_bytes, mtime_ns, inode, format_hint, status, reason"

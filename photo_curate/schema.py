@@ -151,6 +151,16 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("size", "BIGINT"),
         ("mean_similarity", "DOUBLE"),
     ],
+    "photo_files": [
+        ("run_id", "VARCHAR"),
+        ("photo_id", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("role", "VARCHAR"),  # primary, raw, still, sidecar, movie
+        ("primary_path", "VARCHAR"),  # the file that stands for the photo in the findings
+        ("n_files", "BIGINT"),
+        ("size_bytes", "BIGINT"),
+        ("mtime_ns", "BIGINT"),
+    ],
     "plan": [
         ("run_id", "VARCHAR"),
         ("path", "VARCHAR"),
@@ -160,6 +170,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("sha256", "VARCHAR"),
         ("size_bytes", "BIGINT"),
         ("mtime_ns", "BIGINT"),
+        ("photo_id", "VARCHAR"),  # the files of one photo are applied together
+        ("role", "VARCHAR"),
     ],
     "validations": [
         ("run_id", "VARCHAR"),

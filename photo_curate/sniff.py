@@ -49,6 +49,11 @@ IMAGE_EXTENSIONS: dict[str, str] = {
 }
 
 RAW_FORMATS = frozenset(RAW_EXTENSIONS.values())
+# Files that belong to a photo without being an image: edit and metadata sidecars (XMP, Apple's
+# AAE, RawTherapee's pp3, DxO's dop, Capture One's cos, darktable writes IMG.CR2.xmp) and the
+# movie of a Live Photo or motion photo. They travel with their photo and are never analysed.
+SIDECAR_EXTENSIONS = frozenset({".xmp", ".aae", ".pp3", ".dop", ".cos", ".on1", ".arp"})
+MOVIE_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v"})
 # formats of their own container, told by their signature (see _raw_from_bytes)
 _SIGNED_RAW = frozenset({"CR3", "CRW", "RAF", "X3F", "MRW"})
 # rare formats whose container is not known here: taken by their extension alone

@@ -1,5 +1,6 @@
 -- keeper: which member of each group stays. `members(group_id, path, score)` holds the groups.
--- Order: a preferred folder first (config), then the strategy $keep ('largest', 'newest',
+-- Order: a preferred folder first (config), then the photo that holds the RAW original, then
+-- the one with a sidecar (a person's edits and ratings; `photo_sets`), then the strategy $keep ('largest', 'newest',
 -- 'oldest' or 'best'), then a copy no defect rule flags (`flags`: a mildly brightened copy can
 -- cross the bright threshold its original stays below; a copy that looks like a graphic,
 -- flat_share >= $graphic_flat_share, was not judged and is no better than a flagged one),
@@ -22,9 +23,12 @@ WITH m AS (
         coalesce(i.jpeg_quality, 100) // 10 AS quality_band, i.jpeg_quality,
         coalesce(p.preferred, false) AS preferred, i.sha256,
         coalesce(f.dark OR f.bright OR f.blurry, false) AS flagged,
-        coalesce(i.flat_share, 0) >= $graphic_flat_share AS unjudged
+        coalesce(i.flat_share, 0) >= $graphic_flat_share AS unjudged,
+        coalesce(ps.has_raw, false) AS has_raw, ps.raw_path,
+        coalesce(ps.has_sidecar, false) AS has_sidecar
     FROM members g
     JOIN images i ON i.path = g.path
+    LEFT JOIN photo_sets ps ON ps.path = g.path
     LEFT JOIN prefs p ON p.path = g.path
     LEFT JOIN flags f ON f.path = g.path
 ),
@@ -34,6 +38,8 @@ ranked AS (
             PARTITION BY group_id
             ORDER BY
                 preferred DESC,
+                has_raw DESC,
+                has_sidecar DESC,
                 CASE WHEN $keep = 'largest' THEN size_bytes END DESC NULLS LAST,
                 CASE WHEN $keep = 'newest' THEN taken END DESC NULLS LAST,
                 CASE WHEN $keep = 'oldest' THEN taken END ASC NULLS LAST,
@@ -54,7 +60,8 @@ k AS (
     SELECT group_id, path AS keeper, pixels AS k_pixels, width AS k_w, height AS k_h,
            size_bytes AS k_size, sharpness AS k_sharp, taken AS k_taken, preferred AS k_pref,
            has_exif AS k_exif, mtime AS k_mtime, quality_band AS k_band, jpeg_quality AS k_q,
-           sha256 AS k_sha, flagged AS k_flagged, unjudged AS k_unjudged
+           sha256 AS k_sha, flagged AS k_flagged, unjudged AS k_unjudged, has_raw AS k_raw,
+           raw_path AS k_raw_path, has_sidecar AS k_sidecar
     FROM ranked WHERE rank = 1
 )
 SELECT
@@ -66,6 +73,9 @@ SELECT
             CASE WHEN r.sha256 = k.k_sha THEN 'byte-identical' END, ev.evidence, 'the same picture'
         ) || '), kept because it ' || CASE
             WHEN k.k_pref AND NOT r.preferred THEN 'is in a preferred folder'
+            WHEN k.k_raw AND NOT r.has_raw THEN 'is the photo with the RAW original' ||
+                coalesce(' (' || k.k_raw_path || ')', '')
+            WHEN k.k_sidecar AND NOT r.has_sidecar THEN 'carries a sidecar (edits, ratings)'
             WHEN $keep = 'largest' AND k.k_size > r.size_bytes THEN 'is the largest file'
             WHEN $keep = 'newest' AND k.k_taken > r.taken THEN 'is the newest'
             WHEN $keep = 'oldest' AND k.k_taken < r.taken THEN 'is the oldest'

@@ -234,27 +234,59 @@ class Planned:
     keeper: str | None
     keeper_size: int | None
     keeper_mtime_ns: int | None
+    photo_id: str  # the files of one photo are applied together, or not at all
+    role: str
 
 
 def _planned(home: Home, run_id: str) -> list[Planned]:
+    """The planned files, the files of one photo next to each other."""
     con = duckdb.connect()
     f = sql_literal_path(home.table_file("findings", run_id))
     p = sql_literal_path(home.table_file("plan", run_id))
     i = sql_literal_path(home.table_file("images", run_id))
+    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({p})").fetchall()}
+    # a plan written before photos were sets: each file is a photo of its own
+    set_col = "p.photo_id" if "photo_id" in cols else "p.path"
+    role = "p.role" if "photo_id" in cols else "'primary'"
     rows = con.execute(
         f"""WITH keepers AS (
                 SELECT d.path, k.path AS keeper FROM read_parquet({f}) d
                 JOIN read_parquet({f}) k ON k.group_id = d.group_id AND k.is_keeper
                 WHERE d.kind = 'duplicate' AND NOT d.is_keeper)
             SELECT p.path, p.sha256, p.size_bytes, p.mtime_ns, k.keeper,
-                   ki.size_bytes, ki.mtime_ns
+                   ki.size_bytes, ki.mtime_ns, {set_col}, {role}
             FROM read_parquet({p}) p
             LEFT JOIN keepers k USING (path)
             LEFT JOIN read_parquet({i}) ki ON ki.path = k.keeper
-            ORDER BY p.path"""
+            ORDER BY min(p.path) OVER (PARTITION BY {set_col}), {set_col}, p.path"""
     ).fetchall()
     con.close()
     return [Planned(*r) for r in rows]
+
+
+def photo_sets(planned: list[Planned]) -> list[list[Planned]]:
+    """The planned files grouped by photo (they are next to each other)."""
+    out: list[list[Planned]] = []
+    for p in planned:
+        if out and out[-1][0].photo_id == p.photo_id:
+            out[-1].append(p)
+        else:
+            out.append([p])
+    return out
+
+
+def _batches(sets: list[list[Planned]], size: int) -> Iterator[list[list[Planned]]]:
+    """Whole photos, about `size` files per batch."""
+    batch: list[list[Planned]] = []
+    n = 0
+    for members in sets:
+        batch.append(members)
+        n += len(members)
+        if n >= size:
+            yield batch
+            batch, n = [], 0
+    if batch:
+        yield batch
 
 
 def _unchanged(path: Path, size: int | None, mtime_ns: int | None) -> str | None:
@@ -291,15 +323,28 @@ def source_lock(source: Path) -> Path:
 
 
 def recover(home: Home, run_id: str, source: Path) -> int:
-    """Resolve intents without an outcome (a crash mid-apply or mid-undo). Returns how many."""
-    states = last_states(home.table_file("actions", run_id, ".jsonl"))
+    """Resolve intents without an outcome (a crash mid-apply or mid-undo), then put back the
+    moved files of any photo that is split between SOURCE and its destination. Returns how
+    many intents were resolved."""
+    journal = home.table_file("actions", run_id, ".jsonl")
+    states = last_states(journal)
     dangling = [e for e in states.values() if e.status == "intent"]
     if not dangling:
         return 0
     with Journal(home, run_id) as j:
         for e in dangling:
             j.write(_resolve(e, source))
+        j.sync()
+        last = {e.path: e for e in last_states(journal).values()}
+        for members in photo_sets(_planned(home, run_id)):
+            moved = [last[p.path] for p in members if _moved(last.get(p.path))]
+            if moved and len(moved) < len(members):
+                _put_back(source, moved, j)
     return len(dangling)
+
+
+def _moved(e: Entry | None) -> bool:
+    return bool(e and e.action in ("quarantine", "trash") and e.status == "done")
 
 
 def _outcome(e: Entry, status: str, detail: str, destination: str | None = None) -> Entry:
@@ -431,34 +476,37 @@ def apply_locked(
     planned = _planned(home, run_id)
     files_before = count_regular_files(source, home.root)
     moved: list[tuple[str, Path, str | None]] = []
-    deleted = 0
     qdir = home.quarantine_dir(run_id)
     with (
-        interrupts.deferred() as stop,  # Ctrl-C: stop between two files, never inside one
+        interrupts.deferred() as stop,  # Ctrl-C: stop between two photos, never inside one
         Journal(home, run_id) as j,
         StepProgress("apply", len(planned), "files") as prog,
     ):
-        for start in range(0, len(planned), BATCH):
-            batch = planned[start : start + BATCH]
-            todo: list[tuple[Planned, Entry]] = []
-            for p in batch:
-                last = by_path.get(p.path)
-                if last and last.action in DISK_ACTIONS and last.status == "done":
-                    res.already += 1
+        for batch in _batches(photo_sets(planned), BATCH):
+            todo: list[list[tuple[Planned, Entry]]] = []
+            for members in batch:
+                pending = [p for p in members if not _already_done(by_path.get(p.path))]
+                res.already += len(members) - len(pending)
+                if not pending:
                     continue
-                why = _precheck(source, p, protected)
-                op = f"{action}-{uuid.uuid4().hex[:12]}"
+                why = _precheck_photo(source, pending, protected, action)
                 if why:
-                    j.write(Entry(run_id, op, p.path, action, "skipped", detail=why))
-                    res.skipped += 1
-                    res.skipped_examples.append(f"{p.path}: {why}")
+                    for p in pending:
+                        op = f"{action}-{uuid.uuid4().hex[:12]}"
+                        j.write(Entry(run_id, op, p.path, action, "skipped", detail=why))
+                    res.skipped += len(pending)
+                    res.skipped_examples.append(f"{pending[0].path}: {why}")
                     continue
-                dest = str(qdir / p.path) if action == "quarantine" else None
-                e = Entry(run_id, op, p.path, action, "intent", dest, p.sha256, p.size_bytes)
-                j.write(e)
-                todo.append((p, e))
+                intents = []
+                for p in pending:
+                    op = f"{action}-{uuid.uuid4().hex[:12]}"
+                    dest = str(qdir / p.path) if action == "quarantine" else None
+                    e = Entry(run_id, op, p.path, action, "intent", dest, p.sha256, p.size_bytes)
+                    j.write(e)
+                    intents.append((p, e))
+                todo.append(intents)
             j.sync()  # intents are durable before the disk changes
-            for p, e in todo:
+            for intents in todo:
                 if not res.stopped and interrupts.requested():
                     res.stopped = "interrupted"
                     stop.where = (
@@ -466,32 +514,19 @@ def apply_locked(
                         f"untouched): `curate apply {run_id}` goes on, `curate undo {run_id}` "
                         "puts them back"
                     )
-                if res.stopped:  # an intent with no attempt: close it, the file is in place
-                    j.write(_outcome(e, "failed", f"not attempted: {res.stopped}"))
-                    res.failed += 1
+                if res.stopped:  # intents with no attempt: close them, the files are in place
+                    for _p, e in intents:
+                        j.write(_outcome(e, "failed", f"not attempted: {res.stopped}"))
+                    res.failed += len(intents)
                     continue
-                try:
-                    dest = _do(source, p, e, action)
-                    j.write(_outcome(e, "done", "ok", dest))
-                    res.done += 1
-                    res.bytes_done += p.size_bytes or 0
-                    if action == "delete":
-                        deleted += 1
-                    else:
-                        moved.append((p.path, Path(dest), p.sha256))
-                except Exception as exc:
-                    j.write(_outcome(e, "failed", f"{type(exc).__name__}: {exc}"[:300]))
-                    res.failed += 1
-                    if isinstance(exc, OSError) and exc.errno in _FULL:
-                        res.stopped = (
-                            f"no space left for {e.destination or action} "
-                            f"({exc.strerror}); the file stays in place. Free space, then "
-                            f"`curate apply {run_id}` goes on (or `curate undo {run_id}`)"
-                        )
+                stopped = _apply_photo(source, intents, action, j, res, moved)
+                if stopped:
+                    res.stopped = stopped
             j.sync()
-            prog.advance(len(batch))
+            prog.advance(sum(len(m) for m in batch))
             if res.stopped:
                 break
+    deleted = res.done if action == "delete" else 0
     files_after = count_regular_files(source, home.root)
     try:
         _validate_apply(home, run_id, res, files_before, files_after, moved, deleted)
@@ -502,6 +537,90 @@ def apply_locked(
     if res.stopped:
         res.success = False
     return res
+
+
+def _already_done(last: Entry | None) -> bool:
+    return bool(last and last.action in DISK_ACTIONS and last.status == "done")
+
+
+def _precheck_photo(
+    source: Path, members: list[Planned], protected: list[str], action: str
+) -> str | None:
+    """None if every file of the photo may be acted on, else why none of them is."""
+    many = len(members) > 1
+    for p in members:
+        why = _precheck(source, p, protected)
+        # a photo's files are deleted together: every one is checked before the first goes
+        deleting = why is None and action == "delete" and many and p.sha256
+        if deleting and sha256_file(source / p.path) != p.sha256:
+            why = "content changed since the run (sha256)"
+        if why:
+            return f"{p.path}: {why} (the photo's other files stay with it)" if many else why
+    return None
+
+
+def _apply_photo(
+    source: Path,
+    intents: list[tuple[Planned, Entry]],
+    action: str,
+    j: Journal,
+    res: ApplyResult,
+    moved: list[tuple[str, Path, str | None]],
+) -> str | None:
+    """Act on the files of one photo; if one fails, the ones already moved are put back, so a
+    photo is never split. Returns why the apply must stop (a full disk), else None."""
+    done: list[tuple[Planned, Entry, str | None]] = []
+    for p, e in intents:
+        try:
+            done.append((p, e, _do(source, p, e, action)))
+        except Exception as exc:
+            j.write(_outcome(e, "failed", f"{type(exc).__name__}: {exc}"[:300]))
+            rest = [x for _p, x in intents[len(done) + 1 :]]
+            for x in rest:
+                j.write(_outcome(x, "failed", f"not attempted: {p.path} of its photo failed"))
+            res.failed += 1 + len(rest)
+            for _p, x, dest in done:
+                j.write(_outcome(x, "done", "ok", dest))
+            j.sync()
+            res.failed += len(done)
+            _put_back(source, [_outcome(x, "done", "ok", d) for _p, x, d in done], j)
+            if isinstance(exc, OSError) and exc.errno in _FULL:
+                return (
+                    f"no space left for {e.destination or action} ({exc.strerror}); the "
+                    f"file stays in place. Free space, then `curate apply {e.run_id}` goes on "
+                    f"(or `curate undo {e.run_id}`)"
+                )
+            return None
+    for p, e, dest in done:
+        j.write(_outcome(e, "done", "ok", dest))
+        res.done += 1
+        res.bytes_done += p.size_bytes or 0
+        if action != "delete":
+            assert dest is not None
+            moved.append((p.path, Path(dest), p.sha256))
+    return None
+
+
+def _put_back(source: Path, entries: list[Entry], j: Journal) -> int:
+    """Restore moved files of a photo whose other files did not move (journaled as restores).
+    A deleted file cannot come back. Returns how many were put back."""
+    back = 0
+    for e in entries:
+        if e.action not in ("quarantine", "trash") or not e.destination:
+            continue
+        r = _restore_entry(e)
+        j.write(r)
+        j.sync()
+        try:
+            move_no_clobber(Path(e.destination), source / e.path, e.sha256)
+            if e.action == "trash":
+                _trash_info_for(Path(e.destination)).unlink(missing_ok=True)
+            j.write(_outcome(r, "done", "put back: its photo's other files did not move"))
+            back += 1
+        except Exception as exc:
+            j.write(_outcome(r, "failed", f"{type(exc).__name__}: {exc}"[:300]))
+    j.sync()
+    return back
 
 
 def _precheck(source: Path, p: Planned, protected: list[str]) -> str | None:

@@ -26,8 +26,10 @@ from photo_curate.home import Home
 from photo_curate.rules import params_for, rule_as_table, rule_sql
 from photo_curate.schema import empty_select
 from photo_curate.tableio import copy_to_table, sql_literal_path
+from tasks.photos import convention_params, write_photo_files
 
 PER_IMAGE_RULES = ("invalid", "unsupported", "dark", "bright", "blurry", "outlier")
+FILE_RULES = ("invalid", "unsupported")  # about the file itself, not the photo
 _GLOB_CHARS = set("*?[")
 
 
@@ -48,6 +50,7 @@ def rule_parameters(cfg: CurateConfig, run_id: str) -> dict[str, Any]:
         "keep": cfg.actions.keep,
         "act_on": list(cfg.actions.act_on),
         "action": cfg.actions.action,
+        **convention_params(),  # the file names that make a photo (sql/photo_files.sql)
     }
 
 
@@ -62,16 +65,32 @@ def folder_globs(patterns: list[str]) -> list[str]:
     return out
 
 
-def _open_run(home: Home, run_id: str) -> duckdb.DuckDBPyConnection:
+# what each pair-wise table calls its files
+_PAIR_TABLES = {"pairs": ("path_a", "path_b"), "pair_checks": ("path_a", "path_b"),
+                "outliers": ("path",)}  # fmt: skip
+
+
+def _open_run(home: Home, run_id: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """The run's tables as views, and its photos (`photo_files`). A photo is judged by its
+    primary file: the other images of a photo (the RAW beside its JPEG) are left out of the
+    pairs and outliers, so a RAW + JPEG pair is never a duplicate of itself."""
     con = duckdb.connect()
-    for table in ("images", "pairs", "outliers", "pair_checks"):
+    for table in ("files", "images"):
+        path = sql_literal_path(home.table_file(table, run_id))
+        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({path})')
+    write_photo_files(con, home, run_id, params)
+    con.execute(
+        "CREATE TEMP TABLE secondary AS SELECT path FROM photo_files WHERE role IN ('raw', 'still')"
+    )
+    for table, cols in _PAIR_TABLES.items():
         path = home.table_file(table, run_id)
         body = (
             f"SELECT * FROM read_parquet({sql_literal_path(path)})"
             if path.exists() or table != "pair_checks"
             else empty_select(table)
         )
-        con.execute(f'CREATE VIEW "{table}" AS {body}')
+        keep = " AND ".join(f"{c} NOT IN (SELECT path FROM secondary)" for c in cols)
+        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM ({body}) WHERE {keep}')
     return con
 
 
@@ -122,17 +141,21 @@ def _near_groups(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> int:
 
 
 def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult:
-    con = _open_run(home, run_id)
     params = rule_parameters(cfg, run_id)
+    con = _open_run(home, run_id, params)
     con.execute(
         "CREATE TEMP TABLE raw_findings (path VARCHAR, kind VARCHAR, score DOUBLE, "
         "group_id VARCHAR, is_keeper BOOLEAN, reason VARCHAR)"
     )
     for kind in PER_IMAGE_RULES:
         rule_as_table(con, f"rule_{kind}", kind, params)
+        # a photo's looks are judged on its primary file; every file can be broken
+        only_primary = (
+            "" if kind in FILE_RULES else "WHERE path NOT IN (SELECT path FROM secondary)"
+        )
         con.execute(
             f"INSERT INTO raw_findings SELECT path, '{kind}', score, NULL, NULL, reason "
-            f'FROM "rule_{kind}"'
+            f'FROM "rule_{kind}" {only_primary}'
         )
     con.execute(
         """CREATE TEMP TABLE flags AS
@@ -183,8 +206,10 @@ def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult
         params_for("best_shot", params),
     )
     con.execute(
-        "CREATE TEMP TABLE protected AS SELECT path FROM images "
-        "WHERE len(list_filter($globs, lambda g: path GLOB g)) > 0",
+        # a file under a protected folder protects its whole photo
+        "CREATE TEMP TABLE protected AS SELECT path FROM photo_files WHERE photo_id IN ("
+        "SELECT photo_id FROM photo_files "
+        "WHERE len(list_filter($globs, lambda g: path GLOB g)) > 0)",
         {"globs": folder_globs(cfg.actions.protected)},
     )
     copy_to_table(con, home, "findings", run_id, rule_sql("plan"), params_for("plan", params))

@@ -20,7 +20,12 @@ from prefect import task
 from photo_curate.errors import UserError
 from photo_curate.home import Home
 from photo_curate.progress import StepProgress
-from photo_curate.sniff import IMAGE_EXTENSIONS, sniff_format
+from photo_curate.sniff import (
+    IMAGE_EXTENSIONS,
+    MOVIE_EXTENSIONS,
+    SIDECAR_EXTENSIONS,
+    sniff_format,
+)
 from photo_curate.tableio import RowWriter
 
 
@@ -92,6 +97,10 @@ def _classify_file(path: str, name: str, st: os.stat_result) -> tuple[bool, str 
     ext = os.path.splitext(name)[1].lower()
     if ext in IMAGE_EXTENSIONS:
         return True, IMAGE_EXTENSIONS[ext], ""
+    if ext in SIDECAR_EXTENSIONS:
+        return False, None, f"sidecar ({ext}): not an image; it moves with its photo"
+    if ext in MOVIE_EXTENSIONS:
+        return False, None, f"video ({ext}): not analysed (moves with its still in a Live Photo)"
     if st.st_size == 0:
         return False, None, "not an image: empty file without an image extension"
     try:

@@ -49,7 +49,7 @@ def count_regular_files(source: Path, skip: Path) -> int:
 
 def _frames(home: Home, run_id: str, files_on_disk: int) -> dict[str, tuple[object, list[Check]]]:
     con = duckdb.connect()
-    for table in ("files", "images", "findings", "plan"):
+    for table in ("files", "images", "findings", "plan", "photo_files"):
         src = sql_literal_path(home.table_file(table, run_id))
         con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({src})')
     manifest = con.sql(
@@ -77,8 +77,15 @@ def _frames(home: Home, run_id: str, files_on_disk: int) -> dict[str, tuple[obje
              (SELECT count(*) FROM files WHERE entry_type = 'file') AS files_in_manifest,
              (SELECT count(*) FROM files WHERE status = 'image') AS image_candidates,
              (SELECT count(*) FROM images) AS image_rows,
-             (SELECT count(*) FROM plan p LEFT JOIN images i USING (path)
-              WHERE i.path IS NULL) AS plan_unknown_paths""",
+             (SELECT count(*) FROM plan p LEFT JOIN files f USING (path)
+              WHERE f.path IS NULL
+                 OR (f.status <> 'image' AND p.role NOT IN ('sidecar', 'movie')))
+                 AS plan_unknown_paths,
+             -- a photo is planned whole or not at all
+             (SELECT count(DISTINCT pf.photo_id) FROM photo_files pf
+              JOIN (SELECT DISTINCT photo_id FROM plan) pl USING (photo_id)
+              LEFT JOIN plan p USING (path)
+              WHERE p.path IS NULL) AS photos_split_by_plan""",
         params={"on_disk": files_on_disk},
     ).df()
     con.close()
@@ -133,6 +140,10 @@ def _frames(home: Home, run_id: str, files_on_disk: int) -> dict[str, tuple[obje
                 Check(
                     "ExpectColumnValuesToBeBetween",
                     {"column": "plan_unknown_paths", "min_value": 0, "max_value": 0},
+                ),
+                Check(
+                    "ExpectColumnValuesToBeBetween",
+                    {"column": "photos_split_by_plan", "min_value": 0, "max_value": 0},
                 ),
             ],
         ),

@@ -61,6 +61,26 @@ def _pair_checks(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, floa
         con.execute("INSERT INTO pair_checks VALUES (?, ?, ?, ?, ?)", [a, b, sim, rel, f"{rel}!"])
 
 
+def _photos(con: duckdb.DuckDBPyConnection, sets: dict[str, list[tuple[str, str]]]) -> None:
+    """`photo_files` and `photo_sets` of the given photos {primary: [(path, role), ...]};
+    every other image is a photo of its own."""
+    rows = [(p, p, "primary") for p in sets] + [
+        (p, path, role) for p, members in sets.items() for path, role in members
+    ]
+    con.execute("CREATE TABLE photo_files (photo_id VARCHAR, path VARCHAR, role VARCHAR)")
+    if rows:
+        con.executemany("INSERT INTO photo_files VALUES (?, ?, ?)", rows)
+    con.execute(
+        "INSERT INTO photo_files SELECT path, path, 'primary' FROM images "
+        "WHERE path NOT IN (SELECT path FROM photo_files)"
+    )
+    con.execute(
+        "CREATE TABLE photo_sets AS SELECT photo_id AS path, bool_or(role = 'raw') AS has_raw, "
+        "bool_or(role = 'sidecar') AS has_sidecar, min(path) FILTER (role = 'raw') AS raw_path "
+        "FROM photo_files GROUP BY photo_id"
+    )
+
+
 def _run(con: duckdb.DuckDBPyConnection, rule: str, params: dict[str, Any]) -> list[tuple]:
     return sorted(con.execute(rule_sql(rule), params_for(rule, params)).fetchall())
 
@@ -280,6 +300,7 @@ def test_unsupported_is_not_invalid_and_never_planned() -> None:
         "t(path, kind, score, group_id, is_keeper, reason)"
     )
     con.execute("CREATE TABLE protected (path VARCHAR)")
+    _photos(con, {})
     params = _params()
     params["act_on"] = ["invalid", "outlier", "duplicate"]
     plan = {(r[1], r[2]): r[6] for r in _run(con, "plan", params)}
@@ -332,6 +353,7 @@ def test_keeper_prefers_an_unflagged_copy_and_names_the_pixel_evidence() -> None
     con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
                 "FROM images")  # fmt: skip
     con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
+    _photos(con, {})
     con.execute(
         "CREATE TABLE flags AS SELECT path, false AS dark, path = 'brighter.jpg' AS bright, "
         "false AS blurry FROM images"
@@ -353,6 +375,7 @@ def test_keeper_does_not_prefer_a_copy_that_was_not_judged() -> None:
     con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
                 "FROM images")  # fmt: skip
     con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
+    _photos(con, {})
     con.execute("CREATE TABLE flags AS SELECT path, false AS dark, path = 'orig.jpg' AS bright, "
                 "false AS blurry FROM images")  # fmt: skip
     con.execute("CREATE TABLE evidence AS SELECT 'fixed.jpg' AS path_a, 'orig.jpg' AS path_b, "
@@ -363,3 +386,56 @@ def test_keeper_does_not_prefer_a_copy_that_was_not_judged() -> None:
         "fixed.jpg": (False, "copy of orig.jpg (same picture: mean diff 0.5), kept because it "
                              "is the earlier file"),
     }  # fmt: skip
+
+
+def test_keeper_is_the_photo_with_the_raw_original() -> None:
+    """Two copies of one picture, one of them the JPEG of a RAW + JPEG pair: that photo stays
+    (with its RAW), although the other copy has more pixels."""
+    con = duckdb.connect()
+    _images(con, {"Camera/IMG_1.JPG": {"width": 800, "height": 600},
+                  "Export/IMG_1.jpg": {"width": 1600, "height": 1200}})  # fmt: skip
+    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
+                "FROM images")  # fmt: skip
+    con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
+    con.execute("CREATE TABLE flags AS SELECT path, false AS dark, false AS bright, "
+                "false AS blurry FROM images")  # fmt: skip
+    con.execute("CREATE TABLE evidence (path_a VARCHAR, path_b VARCHAR, evidence VARCHAR)")
+    _photos(con, {"Camera/IMG_1.JPG": [("Camera/IMG_1.CR2", "raw")]})
+    rows = {r[1]: (r[4], r[7]) for r in _run(con, "keeper", _params())}
+    assert rows["Camera/IMG_1.JPG"][0] is True
+    assert rows["Export/IMG_1.jpg"] == (
+        False, "copy of Camera/IMG_1.JPG (the same picture), kept because it is the photo with "
+               "the RAW original (Camera/IMG_1.CR2)",
+    )  # fmt: skip
+
+
+def test_a_photo_is_planned_whole_by_its_primary_file() -> None:
+    """The plan acts on a photo for what its primary file shows; its other files follow it
+    and are never acted on alone; one unreadable or protected file holds the whole photo."""
+    con = duckdb.connect()
+    _images(con, {p: {} for p in ("a.jpg", "a.cr2", "b.jpg", "b.dng", "c.jpg", "k.jpg")})
+    con.execute(
+        "CREATE TABLE raw_findings AS SELECT * FROM (VALUES "
+        "('a.jpg', 'duplicate', 0.99, 'g', false, 'copy of k.jpg'), "
+        "('a.cr2', 'invalid', NULL, NULL, NULL, 'corrupt'), "  # follows its photo's action
+        "('b.jpg', 'duplicate', 0.99, 'g', false, 'copy of k.jpg'), "
+        "('b.dng', 'unsupported', NULL, NULL, NULL, 'unsupported format: DNG'), "
+        "('c.jpg', 'duplicate', 0.99, 'g', false, 'copy of k.jpg'), "
+        "('k.jpg', 'duplicate', 0.99, 'g', true, 'keeper of 4')) "
+        "t(path, kind, score, group_id, is_keeper, reason)"
+    )
+    _photos(con, {"a.jpg": [("a.cr2", "raw"), ("a.xmp", "sidecar")],
+                  "b.jpg": [("b.dng", "raw")],
+                  "c.jpg": [("Keep/c.xmp", "sidecar")]})  # fmt: skip
+    con.execute("CREATE TABLE protected AS SELECT 'Keep/c.xmp' AS path")
+    params = _params()
+    params["act_on"] = ["invalid", "duplicate"]
+    plan = {r[1]: (r[6], r[7]) for r in _run(con, "plan", params)}
+    assert plan == {
+        "a.jpg": ("quarantine", "copy of k.jpg [one photo with a.cr2, a.xmp]"),
+        "a.cr2": ("quarantine", "corrupt"),
+        "b.jpg": ("review", "copy of k.jpg [one photo with b.dng]"),
+        "b.dng": ("review", "unsupported format: DNG"),
+        "c.jpg": ("keep", "copy of k.jpg [protected folder: never touched] [one photo with c.xmp]"),
+        "k.jpg": ("keep", "keeper of 4"),
+    }
