@@ -196,8 +196,16 @@ def build_report(
         raise UserError(f"no run {run_id} in {home.root}")
     source = Path(source_root or source_folder(run))
     con = duckdb.connect()
-    for t in ("images", "findings", "clusters", "plan", "validations"):
+    for t in ("images", "findings", "clusters", "plan", "validations", "photo_files"):
         run_view(con, home, t, run_id)
+    # a photo's other files, shown as badges on its card (RAW, XMP, MOV, ...)
+    con.execute(
+        r"""CREATE VIEW photo_extras AS
+           SELECT primary_path AS path,
+                  list(upper(regexp_extract(path, '\.([^./]*)$', 1)) || ' ' || role
+                       ORDER BY path) AS extras
+           FROM photo_files WHERE role <> 'primary' GROUP BY primary_path"""
+    )
     actions_file = home.table_file("actions", run_id, ".jsonl")
     formats = _rows(
         con,
@@ -219,8 +227,9 @@ def build_report(
     base_cols = (
         "f.path, f.kind, f.score, f.group_id, f.is_keeper, f.action, f.reason, i.sha256, "
         "i.width, i.height, i.size_bytes, i.sharpness, i.mean, i.p05, i.p95, i.blur, "
-        "i.analysis_id, i.format"
+        "i.analysis_id, i.format, px.extras"
     )
+    with_extras = "LEFT JOIN photo_extras px USING (path)"
     groups: dict[str, list[dict[str, Any]]] = {}
     for kind in ("duplicate", "near_duplicate"):
         rows = _rows(
@@ -229,7 +238,7 @@ def build_report(
                     SELECT group_id, count(*) AS n FROM findings WHERE kind = $kind
                     GROUP BY group_id ORDER BY n DESC, group_id LIMIT {CAP_GROUPS})
                 SELECT {base_cols}, g.n FROM findings f JOIN g USING (group_id)
-                JOIN images i USING (path) WHERE f.kind = $kind
+                JOIN images i USING (path) {with_extras} WHERE f.kind = $kind
                 ORDER BY g.n DESC, f.group_id, f.is_keeper DESC, f.path""",
             {"kind": kind},
         )
@@ -246,7 +255,7 @@ def build_report(
     for kind, ordering in order.items():
         rows = _rows(
             con,
-            f"""SELECT {base_cols} FROM findings f JOIN images i USING (path)
+            f"""SELECT {base_cols} FROM findings f JOIN images i USING (path) {with_extras}
                 WHERE f.kind = $kind ORDER BY {ordering} LIMIT {CAP_IMAGES}""",
             {"kind": kind},
         )

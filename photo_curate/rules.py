@@ -13,7 +13,9 @@ from typing import Any
 
 import duckdb
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_HERE = Path(__file__).resolve().parent
+# the source tree's sql/, or the copy a wheel installs inside the package
+SQL_DIR = next((d for d in (_HERE.parent / "sql", _HERE / "sql") if d.is_dir()), _HERE / "sql")
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 

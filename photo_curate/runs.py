@@ -45,7 +45,9 @@ class StepTimes(dict[str, float]):
         self.current = name
         try:
             self._marker.parent.mkdir(parents=True, exist_ok=True)
-            self._marker.write_text(name, encoding="utf-8")
+            tmp = self._marker.with_name(f".{STEP_FILE}.tmp")
+            tmp.write_text(name, encoding="utf-8")
+            os.replace(tmp, self._marker)  # a kill mid-write leaves the previous step, not ''
         except OSError:
             pass  # only a hint for the next run
 

@@ -43,7 +43,7 @@ def _act_on(home: Home, run_id: str) -> list[str]:
     return list(cfg.get("actions", {}).get("act_on", ["duplicate", "invalid"]))
 
 
-SUMMARY_TABLES = ("files", "images", "findings", "clusters", "plan")
+SUMMARY_TABLES = ("files", "images", "findings", "clusters", "plan", "photo_files")
 
 
 def compute(home: Home, run_id: str) -> dict[str, Any]:
@@ -80,6 +80,9 @@ def _compute(home: Home, run_id: str) -> dict[str, Any]:
             (SELECT count(*) FROM files WHERE entry_type <> 'file') AS other_entries,
             (SELECT count(DISTINCT cluster_id) FROM clusters) AS clusters,
             (SELECT coalesce(max(size), 0) FROM clusters) AS largest_cluster,
+            (SELECT count(DISTINCT photo_id) FROM photo_files) AS photos,
+            (SELECT count(DISTINCT photo_id) FROM photo_files WHERE n_files > 1)
+                AS photos_of_several_files,
             (SELECT count(*) FROM plan) AS planned_files,
             (SELECT coalesce(sum(size_bytes), 0) FROM plan) AS planned_bytes"""
     )
@@ -131,6 +134,11 @@ def format_summary(
         f"images         {images:>8}   valid {valid} ({pct:.1f} %)",
         f"skipped        {s['skipped']:>8}   (not images; other entries: {s['other_entries']})",
     ]
+    if s.get("photos_of_several_files"):  # RAW + JPEG, sidecars, Live Photo movies
+        lines.append(
+            f"photos         {s['photos']:>8}   {s['photos_of_several_files']} of them several "
+            "files (RAW + JPEG, sidecars, movies: moved together)"
+        )
     for kind, label in KIND_LABELS.items():
         k = s["kinds"].get(kind, {"files": 0, "groups": 0, "planned": 0})
         before = prev_kinds.get(kind, {}).get("files") if previous else None
