@@ -5,8 +5,9 @@ A full decode is the only reliable validity check: fastdup passes truncated JPEG
 The analysis copy (long side <= 512, EXIF orientation applied, transparency composited over a
 neutral grey) is what fastdup sees: one decode of the original serves the validity check, the
 metrics, the report thumbnail and fastdup, and formats or names fastdup cannot read never reach
-it. A file no decoder here reads (camera RAW, JPEG XL, a TIFF compression Pillow lacks) is
-`unsupported`, not invalid, unless its structure shows it was damaged.
+it. Camera RAW files are read by LibRaw (rawpy). A file no decoder here reads (JPEG XL, a TIFF
+compression Pillow lacks, a RAW LibRaw does not know) is `unsupported`, not invalid, unless its
+structure shows it was damaged.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from photo_curate.containers import check_tiff
-from photo_curate.sniff import RAW_FORMATS, TIFF_RAW, format_from_bytes, raw_format
+from photo_curate.sniff import TIFF_RAW, format_from_bytes, raw_format
 
 cv2.setNumThreads(1)  # one worker process per core already
 
@@ -354,7 +355,12 @@ def inspect_file(
         return row
     raw = raw_format(abs_path, data[:64])
     if raw:  # never handed to Pillow: it would read a RAW's small preview as the photo
-        _undecodable(data, raw, row)
+        try:
+            _decode_raw(data, raw, analysis_path, opts, row)
+        except _Invalid as exc:
+            row["error"] = str(exc)
+        if not row["is_valid"]:
+            row["analysis_file"] = None
         return row
     try:
         _decode_and_measure(data, analysis_path, opts, row)
@@ -404,18 +410,7 @@ def _undecodable(data: bytes, fmt: str, row: dict[str, Any]) -> None:
         else:
             row["error"] = f"not a readable image: corrupt TIFF data ({tiff.damage})"
         return
-    if fmt in TIFF_RAW:
-        # a cut-off file is damaged; a structure tifffile does not know (maker formats) is not
-        tiff = check_tiff(data)
-        if tiff.damage and tiff.damage.startswith("truncated"):
-            row["error"] = f"{tiff.damage} ({fmt} camera RAW)"
-            return
-    if fmt in RAW_FORMATS:
-        row["unsupported"] = True
-        row["error"] = (
-            f"unsupported format: {fmt} camera RAW (no RAW decoder here yet; not analysed)"
-        )
-    elif fmt not in Image.OPEN:  # the bytes say what it is; nothing here decodes it
+    if fmt not in Image.OPEN:  # the bytes say what it is; nothing here decodes it
         row["unsupported"] = True
         row["error"] = f"unsupported format: {fmt} (no decoder for it here; not analysed)"
     else:
@@ -554,6 +549,81 @@ def _decode_and_measure(
         arr = np.asarray(flatten(im))
     if orient in _ORIENTATIONS:
         arr = np.ascontiguousarray(_transpose(arr, orient))
+    _measure(arr, analysis_path, opts, row)
+
+
+def _decode_raw(
+    data: bytes, fmt: str, analysis_path: str | None, opts: InspectOptions, row: dict[str, Any]
+) -> None:
+    """A camera RAW, read by LibRaw (rawpy): every sensor sample is unpacked (the validity
+    check), and a half-size rendering with the camera's white balance is measured. A RAW that
+    LibRaw does not read is `unsupported` (review); only data shown to be cut off or corrupt
+    makes it invalid."""
+    import rawpy
+
+    row["format"] = fmt
+    if fmt in TIFF_RAW:  # a cut-off TIFF structure is damage, told without decoding
+        tiff = check_tiff(data)
+        if tiff.damage and tiff.damage.startswith("truncated"):
+            raise _Invalid(f"{tiff.damage} ({fmt} camera RAW)")
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            sizes = raw.sizes
+            if sizes.width * sizes.height > opts.max_pixels:
+                raise _Invalid(f"too large: {sizes.width}x{sizes.height} px RAW")
+            rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+    except rawpy.LibRawIOError as exc:
+        raise _Invalid(f"truncated: the {fmt} camera RAW data ends early ({_msg(exc)})") from exc
+    except rawpy.LibRawDataError as exc:
+        raise _Invalid(f"corrupt: {fmt} camera RAW data ({_msg(exc)})") from exc
+    except rawpy.LibRawError as exc:
+        row["unsupported"] = True
+        row["error"] = (
+            f"unsupported format: {fmt} camera RAW (LibRaw cannot read it: {_msg(exc)}; "
+            "not analysed)"
+        )
+        return
+    row.update(raw_exif(data) if fmt in TIFF_RAW else {})
+    row.update(mode="RGB", frames=1, orientation=None)  # LibRaw applied the camera's rotation
+    width, height = sizes.width, sizes.height
+    if sizes.flip in (5, 6):  # stored rotated by 90 degrees: the size as displayed
+        width, height = height, width
+    if min(width, height) < MIN_SIDE:
+        raise _Invalid(f"too small: {width}x{height} px (at least {MIN_SIDE} px a side)")
+    row["width"], row["height"] = width, height
+    _measure(np.ascontiguousarray(rgb), analysis_path, opts, row)
+    row["is_valid"] = True
+
+
+def _msg(exc: Exception) -> str:
+    text = exc.args[0] if exc.args else type(exc).__name__
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+
+
+def raw_exif(data: bytes) -> dict[str, Any]:
+    """Capture time and camera from the TIFF tags of a TIFF-based RAW (DNG, CR2, NEF, ARW,
+    ...): IFD0 and its EXIF IFD, read without decoding any pixels."""
+    import tifffile
+
+    out: dict[str, Any] = {}
+    with contextlib.suppress(Exception), tifffile.TiffFile(io.BytesIO(data)) as tf:
+        tags = {t.name: t.value for t in tf.pages[0].tags.values()}
+        sub = tags.get("ExifTag") if isinstance(tags.get("ExifTag"), dict) else {}
+        when = sub.get("DateTimeOriginal") or tags.get("DateTimeOriginal") or tags.get("DateTime")
+        if isinstance(when, str):
+            with contextlib.suppress(ValueError):
+                out["captured_at"] = datetime.strptime(when.strip()[:19], "%Y:%m:%d %H:%M:%S")
+        for key, name in (("camera_make", "Make"), ("camera_model", "Model")):
+            val = tags.get(name)
+            if isinstance(val, str) and val.strip("\x00 "):
+                out[key] = val.strip("\x00 ")[:200]
+    return out
+
+
+def _measure(
+    arr: np.ndarray, analysis_path: str | None, opts: InspectOptions, row: dict[str, Any]
+) -> None:
+    """Metrics, report thumbnail and analysis copy of the picture as displayed (RGB uint8)."""
     arr = _fit(arr, ANALYSIS_SIZE) if max(arr.shape[:2]) > ANALYSIS_SIZE else arr
     row.update(pixel_metrics(arr))
     if opts.thumbnail_dir and row["sha256"]:

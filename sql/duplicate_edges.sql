@@ -5,9 +5,12 @@
 -- reports it (and of copies, keeper.sql keeps one that no defect rule flags). Groups are stars
 -- around the best copy (photo_curate/graph.py): every copy planned for removal has one of
 -- these edges with its group's keeper; chains do not make groups. `evidence` says what the
--- pixels showed.
+-- pixels showed. A photo's other images (the RAW beside its JPEG, `photo_files`) take no part:
+-- the photo is judged by its primary file.
 WITH valid AS (
-    SELECT path, sha256 FROM images WHERE is_valid
+    SELECT path, sha256 FROM images
+    WHERE is_valid
+      AND path NOT IN (SELECT path FROM photo_files WHERE role IN ('raw', 'still'))
 ),
 bytes AS (
     SELECT min(path) OVER (PARTITION BY sha256) AS path_a, path AS path_b,

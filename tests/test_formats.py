@@ -190,3 +190,51 @@ def test_ingest_tells_formats_without_extensions(encoded: Path, tmp_path: Path) 
         assert hints[name] == fmt
         if fmt != "JPEG2000":
             assert hints[f"noext-{name.replace('.', '-')}"] == fmt
+
+
+def test_a_camera_raw_is_read_like_its_jpeg(photo: Image.Image, tmp_path: Path) -> None:
+    """A DNG of a real photo (its Bayer mosaic, tests/raw_files.py) is a valid image: LibRaw
+    unpacks it, and its half-size rendering measures like a JPEG of the same photo."""
+    from datetime import datetime
+
+    from tests.raw_files import write_dng
+
+    rgb = np.asarray(photo)
+    dng = tmp_path / "IMG_0001.DNG"
+    write_dng(rgb, dng, captured_at=datetime(2024, 5, 1, 10, 30, 5), make="Pentax", model="K-3")
+    jpeg = _write(tmp_path / "IMG_0001.JPG", _save("JPEG", quality=92)(photo))
+    analysis = tmp_path / "analysis.jpg"
+    row = inspect_file(str(dng), str(analysis))
+    ref = inspect_file(str(jpeg), None)
+    assert row["is_valid"] and not row["unsupported"], row["error"]
+    assert row["format"] == "DNG" and row["mode"] == "RGB" and row["jpeg_quality"] is None
+    assert (row["width"], row["height"]) == (rgb.shape[1] // 2 * 2, rgb.shape[0] // 2 * 2)
+    assert row["captured_at"] == datetime(2024, 5, 1, 10, 30, 5)
+    assert (row["camera_make"], row["camera_model"]) == ("Pentax", "K-3")
+    # LibRaw's rendering (camera white balance, its own gamma curve) is not the JPEG's: on this
+    # photo the means were 15 levels apart and the sharpness 0.35 (log10) apart
+    assert abs(row["mean"] - ref["mean"]) < 20, (row["mean"], ref["mean"])
+    assert abs(row["sharpness"] - ref["sharpness"]) < 0.6, (row["sharpness"], ref["sharpness"])
+    with Image.open(analysis) as a:  # what fastdup reads
+        assert max(a.size) == min(512, max(rgb.shape[:2]) // 2)
+
+
+def test_a_broken_or_unknown_raw_is_told_apart(photo: Image.Image, tmp_path: Path) -> None:
+    """Cut off: invalid (shown damaged). A sound TIFF named like a RAW that LibRaw does not
+    read: unsupported (review), never invalid."""
+    import tifffile
+
+    from tests.raw_files import write_dng
+
+    dng = tmp_path / "whole.dng"
+    write_dng(np.asarray(photo), dng)
+    data = dng.read_bytes()
+    cut = _write(tmp_path / "cut.dng", data[: len(data) // 2])
+    row = inspect_file(str(cut), None)
+    assert not row["is_valid"] and not row["unsupported"]
+    assert row["error"].startswith("truncated: ") and "DNG camera RAW" in row["error"]
+    nef = tmp_path / "DSC_0001.NEF"
+    tifffile.imwrite(nef, np.asarray(photo))
+    row = inspect_file(str(nef), None)
+    assert not row["is_valid"] and row["unsupported"] and row["format"] == "NEF"
+    assert row["error"].startswith("unsupported format: NEF camera RAW (LibRaw cannot read it")

@@ -190,7 +190,8 @@ def test_two_shots_say_when_they_were_taken() -> None:
 def test_duplicate_edges_are_byte_copies_and_pixel_copies_only() -> None:
     con = duckdb.connect()
     _images(con, {"a": {"sha256": "x"}, "a2": {"sha256": "x"}, "b": {}, "c": {}, "d": {},
-                  "e": {}, "bad": {"is_valid": False}})  # fmt: skip
+                  "e": {}, "bad": {"is_valid": False}, "b.dng": {"sha256": "x"}})  # fmt: skip
+    _photos(con, {"b": [("b.dng", "raw")]})  # a photo's RAW is judged with its JPEG
     _pair_checks(con, [("a", "b", 0.97, "copy"), ("a", "c", 0.99, "similar"),
                        ("b", "d", 0.93, "variant"), ("c", "e", 0.79, "copy")])  # fmt: skip
     con.execute("CREATE TABLE flags AS SELECT path, false AS dark, false AS bright, "
