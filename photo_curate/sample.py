@@ -17,8 +17,9 @@ turns in these roles:
 - a darker copy next to its original (the relative dark rule's case).
 
 Besides: a stereo pair (scikit-image's motorcycle), two pictures drawn in the alpha channel of
-white PNGs (as desktop wallpapers are), a camera RAW file (DNG) and a JPEG XL file (sound
-files no decoder here reads: unsupported), and broken files (truncated, empty, not an image).
+white PNGs (as desktop wallpapers are), a camera RAW file (DNG, a small rendering of the first
+photo), a JPEG XL file (a sound file no decoder here reads: unsupported), and broken files
+(truncated, empty, not an image).
 The ground truth goes next to the collection (never inside it) as CSV: path, base, variant,
 param. Files of one `base` whose variants are in DUPLICATE_VARIANTS are one picture.
 """
@@ -148,8 +149,8 @@ def alpha_picture(im: Image.Image) -> Image.Image:
 
 
 def minimal_dng(im: Image.Image) -> bytes:
-    """A small DNG (a TIFF container holding a Bayer mosaic) made from a photo: what a camera
-    RAW looks like to a reader that has no RAW decoder."""
+    """A small DNG (a TIFF container holding a Bayer mosaic) made from a photo, which LibRaw
+    reads as a camera RAW; written with tifffile, so the sample needs no DNG writer."""
     import tifffile
 
     rgb = np.asarray(im.convert("RGB").resize((256, round(256 * im.height / im.width))))
