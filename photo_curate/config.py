@@ -1,9 +1,9 @@
 """The run configuration: typed, validated, recorded with every run.
 
 A config file (YAML, TOML or JSON) overrides the defaults; unknown keys and bad values are
-user errors with a one-line message. Defaults were calibrated on real photos with planted
-defects (see README, "How the defaults were chosen"); every threshold reaches the SQL rules as
-a named parameter, never as text in the SQL.
+user errors with a one-line message. Defaults were calibrated on real photos (see
+docs/quality.md, "How the defaults were chosen"); every threshold reaches the SQL rules as a
+named parameter, never as text in the SQL.
 """
 
 from __future__ import annotations
@@ -84,12 +84,12 @@ class FastdupConfig(_Strict):
         50_000,
         ge=0,
         description="up to this many distinct images the neighbour search is exact; above, "
-        "a deterministic HNSW index (its recall: README, Scale)",
+        "a deterministic HNSW index (its recall: docs/speed-and-scale.md)",
     )
 
 
 class RulesConfig(_Strict):
-    """Thresholds of the SQL rules in sql/ (passed as named parameters). See the README, "How
+    """Thresholds of the SQL rules in sql/ (passed as named parameters). See docs/quality.md, "How
     the defaults were chosen"."""
 
     # which embedding neighbours get their pixels compared (tasks/verify.py)
@@ -189,8 +189,8 @@ MAX_AUTO_SHARD = 10_000
 
 
 class ExecutionConfig(_Strict):
-    """Where the parallel steps run: this machine (default) or a Dask cluster (see README,
-    "Scale-out"). Changes no result, only where the work is done."""
+    """Where the parallel steps run: this machine (default) or a Dask cluster (see
+    docs/speed-and-scale.md, "Scale-out"). Changes no result, only where the work is done."""
 
     engine: Literal["local", "dask"] = Field(
         "local", description="local: one machine, as always; dask: shards as Dask tasks"
@@ -251,7 +251,8 @@ class CurateConfig(_Strict):
 
     def fastdup_threads(self) -> int:
         # fastdup's feature extraction waits on file reads and decodes: on 2 cores, 8 threads
-        # ran 2,100 images in 11.6 s against 16.7 s with 2 (identical features); see README
+        # ran 2,100 images in 11.6 s against 16.7 s with 2 (identical features); see
+        # docs/speed-and-scale.md
         return self.fastdup.threads or min(32, 4 * self.cores())
 
     def to_json(self) -> str:
