@@ -44,7 +44,7 @@ from photo_curate.runs import StepTimes, ended_by, mark_interrupted, new_run_id,
 from photo_curate.sources import describe
 from photo_curate.validation import warm_up
 from tasks.acquire import acquire
-from tasks.apply import apply_task, source_lock
+from tasks.apply import apply_task, recover_interrupted, source_lock
 from tasks.fastdup_run import (
     FastdupResult,
     FastdupSpec,
@@ -123,6 +123,9 @@ def curate(
             locks.enter_context(exclusive(source_lock(origin.path), f"SOURCE {origin.path}"))
         for stale in mark_interrupted(h):
             log.warning("run %s had ended without recording how; marked interrupted", stale)
+        if origin.kind == "folder":  # a killed apply: every photo whole again before the scan
+            for settled in recover_interrupted(h, origin.path):
+                log.warning("run %s: its interrupted apply or undo was settled", settled)
         run_id = new_run_id()
         row: dict[str, Any] = {
             "run_id": run_id,

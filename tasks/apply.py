@@ -343,6 +343,32 @@ def recover(home: Home, run_id: str, source: Path) -> int:
     return len(dangling)
 
 
+APPLY_MARKER = "disk-actions-open"  # HOME/runs/RUN_ID/...: an apply or undo is under way
+
+
+def _open_marker(home: Home, run_id: str) -> Path:
+    marker = home.run_dir(run_id) / APPLY_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return marker
+
+
+def recover_interrupted(home: Home, source: Path) -> list[str]:
+    """Settle the journals of applies and undos of `source` that were killed (their marker is
+    still there): each photo is then wholly in SOURCE or wholly at its destination. Returns the
+    runs settled; the next `curate run` calls this before it scans SOURCE."""
+    settled = []
+    for marker in sorted((home.root / "runs").glob(f"*/{APPLY_MARKER}")):
+        run_id = marker.parent.name
+        run = read_run(home, run_id)
+        if run is None or Path(source_folder(run)) != source:
+            continue
+        recover(home, run_id, source)
+        marker.unlink(missing_ok=True)
+        settled.append(run_id)
+    return settled
+
+
 def _moved(e: Entry | None) -> bool:
     return bool(e and e.action in ("quarantine", "trash") and e.status == "done")
 
@@ -470,6 +496,7 @@ def apply_locked(
     """Apply with both locks held by the caller."""
     res = ApplyResult(run_id, action)
     res.recovered = recover(home, run_id, source)
+    marker = _open_marker(home, run_id)  # until the end: a kill leaves it for the next run
     journal_path = home.table_file("actions", run_id, ".jsonl")
     states = last_states(journal_path)
     by_path = {e.path: e for e in states.values()}
@@ -536,6 +563,7 @@ def apply_locked(
             raise  # with HOME itself full, the journal above is what counts
     if res.stopped:
         res.success = False
+    marker.unlink(missing_ok=True)
     return res
 
 
@@ -739,6 +767,7 @@ def undo_run(home: Home, run_id: str) -> UndoResult:
         exclusive(source_lock(source), f"SOURCE {source}"),
     ):
         recover(home, run_id, source)
+        marker = _open_marker(home, run_id)
         states = last_states(journal_path)
         latest: dict[str, Entry] = {}
         for e in states.values():
@@ -782,6 +811,7 @@ def undo_run(home: Home, run_id: str) -> UndoResult:
                     j.write(_outcome(r, "failed", f"{type(exc).__name__}: {exc}"[:300]))
                     res.failed += 1
             j.sync()
+        marker.unlink(missing_ok=True)
     remove_empty_folders(home.quarantine_dir(run_id))
     _refresh(home, run_id)
     return res
