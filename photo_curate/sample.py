@@ -147,23 +147,80 @@ def alpha_picture(im: Image.Image) -> Image.Image:
     return out
 
 
-def minimal_dng(im: Image.Image) -> bytes:
-    """A small DNG (a TIFF container holding a Bayer mosaic) made from a photo: what a camera
-    RAW looks like to a reader that has no RAW decoder."""
+# XYZ (D65) to linear sRGB: the ColorMatrix1 of a camera whose sensor records sRGB primaries
+XYZ_TO_SRGB = (3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570)
+
+
+def _rationals(values: Sequence[float], den: int = 10000) -> tuple[int, ...]:
+    return tuple(x for v in values for x in (round(v * den), den))
+
+
+def bayer_mosaic(rgb: np.ndarray, white: int = 4095) -> np.ndarray:
+    """The RGGB Bayer mosaic (uint16, 0..white) a camera sensor would record of an sRGB photo:
+    linear light, so LibRaw's output curve (BT.709, its default) gives the photo back."""
+    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
+    v = rgb[:h, :w].astype(np.float32) / 255.0
+    lin = np.where(v < 0.081, v / 4.5, ((v + 0.099) / 1.099) ** (1 / 0.45))
+    px = np.round(lin * white).astype(np.uint16)
+    cfa = np.empty((h, w), np.uint16)
+    cfa[0::2, 0::2] = px[0::2, 0::2, 0]
+    cfa[0::2, 1::2] = px[0::2, 1::2, 1]
+    cfa[1::2, 0::2] = px[1::2, 0::2, 1]
+    cfa[1::2, 1::2] = px[1::2, 1::2, 2]
+    return cfa
+
+
+def dng_bytes(
+    rgb: np.ndarray,
+    captured_at: datetime | None = None,
+    make: str = "photo-curate",
+    model: str = "sample builder",
+    preview: int | None = None,
+) -> bytes:
+    """A DNG of an sRGB photo (uint8 HxWx3) as LibRaw reads it: the Bayer mosaic (12 bits in
+    16, uncompressed) with the tags LibRaw needs (DNG version, CFA pattern, white level, colour
+    matrix, as-shot neutral), camera and time in IFD0; written with tifffile (no RAW writer
+    needed at runtime). With `preview`, IFD0 is an 8-bit RGB preview of that long side and
+    the mosaic is in its SubIFD, as cameras write DNGs; else the mosaic is IFD0."""
     import tifffile
 
-    rgb = np.asarray(im.convert("RGB").resize((256, round(256 * im.height / im.width))))
-    h, w = rgb.shape[0] // 2 * 2, 256
-    cfa = np.zeros((h, w), np.uint16)
-    cfa[0::2, 0::2] = rgb[0:h:2, 0::2, 0]
-    cfa[0::2, 1::2] = rgb[0:h:2, 1::2, 1]
-    cfa[1::2, 0::2] = rgb[1:h:2, 0::2, 1]
-    cfa[1::2, 1::2] = rgb[1:h:2, 1::2, 2]
+    main = [
+        (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50707, "B", 4, (1, 2, 0, 0), True),  # DNGBackwardVersion
+        (271, "s", 0, make, True),
+        (272, "s", 0, model, True),
+        (50708, "s", 0, f"{make} {model}", True),  # UniqueCameraModel
+        (50721, "2i", 9, _rationals(XYZ_TO_SRGB), True),  # ColorMatrix1: the data is sRGB
+        (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
+        (50728, "2I", 3, (1, 1, 1, 1, 1, 1), True),  # AsShotNeutral
+    ]
+    if captured_at is not None:
+        stamp = captured_at.strftime("%Y:%m:%d %H:%M:%S")
+        main += [(306, "s", 0, stamp, True), (36867, "s", 0, stamp, True)]
+    mosaic = [
+        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
+        (50714, "H", 1, 0, True),  # BlackLevel
+        (50717, "H", 1, 4095, True),  # WhiteLevel
+    ]
+    cfa = bayer_mosaic(rgb)
     buf = io.BytesIO()
-    tags = [(50706, "B", 4, (1, 4, 0, 0), True), (33421, "H", 2, (2, 2), True),
-            (33422, "B", 4, (0, 1, 1, 2), True)]  # fmt: skip
-    tifffile.imwrite(buf, cfa * 16, photometric=32803, extratags=tags)
+    with tifffile.TiffWriter(buf) as tw:
+        if preview:
+            im = Image.fromarray(rgb[: cfa.shape[0], : cfa.shape[1]])
+            im.thumbnail((preview, preview), Image.Resampling.LANCZOS)
+            tw.write(np.asarray(im), photometric="rgb", subfiletype=1, subifds=1, extratags=main)
+            tw.write(cfa, photometric=32803, subfiletype=0, extratags=mosaic)
+        else:
+            tw.write(cfa, photometric=32803, extratags=main + mosaic)
     return buf.getvalue()
+
+
+def minimal_dng(im: Image.Image, captured_at: datetime | None = None) -> bytes:
+    """A small DNG (a TIFF container holding a Bayer mosaic) made from a photo, 512 px wide:
+    a camera RAW that LibRaw reads (see `dng_bytes`)."""
+    rgb = np.asarray(im.convert("RGB").resize((512, round(512 * im.height / im.width))))
+    return dng_bytes(rgb, captured_at)
 
 
 # -- writing ----------------------------------------------------------------------------------
