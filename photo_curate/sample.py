@@ -17,8 +17,9 @@ turns in these roles:
 - a darker copy next to its original (the relative dark rule's case).
 
 Besides: a stereo pair (scikit-image's motorcycle), two pictures drawn in the alpha channel of
-white PNGs (as desktop wallpapers are), a camera RAW file (DNG) and a JPEG XL file (sound
-files no decoder here reads: unsupported), and broken files (truncated, empty, not an image).
+white PNGs (as desktop wallpapers are), a camera RAW file (a DNG of a photo found nowhere
+else in the collection: read with LibRaw, a lone valid picture), a JPEG XL file (a sound file
+no decoder here reads: unsupported), and broken files (truncated, empty, not an image).
 The ground truth goes next to the collection (never inside it) as CSV: path, base, variant,
 param. Files of one `base` whose variants are in DUPLICATE_VARIANTS are one picture.
 """
@@ -41,7 +42,8 @@ DUPLICATE_VARIANTS = ("original", "copy", "resized", "recompressed", "cropped", 
 DEFECT_VARIANTS = ("dark", "bright", "blurry")
 # similar shots that are not copies: neither they nor their source may be planned for removal
 SIMILAR_VARIANTS = ("bw", "sepia", "graded", "retouched", "reframed", "stereo", "alpha", "burst")
-UNSUPPORTED_VARIANTS = ("raw", "jxl")
+UNSUPPORTED_VARIANTS = ("jxl",)
+RAW_PHOTO = "moon.png"  # scikit-image's; in none of the photo pools, so the DNG is no copy
 INVALID_VARIANTS = ("truncated", "empty", "corrupt")
 
 SKIMAGE_PHOTOS = (
@@ -155,6 +157,13 @@ def _rationals(values: Sequence[float], den: int = 10000) -> tuple[int, ...]:
     return tuple(x for v in values for x in (round(v * den), den))
 
 
+def _raw_photo(fallback: Image.Image) -> Image.Image:
+    import skimage.data
+
+    path = Path(skimage.data.__file__).parent / RAW_PHOTO
+    return Image.open(path).convert("RGB") if path.exists() else fallback
+
+
 def bayer_mosaic(rgb: np.ndarray, white: int = 4095) -> np.ndarray:
     """The RGGB Bayer mosaic (uint16, 0..white) a camera sensor would record of an sRGB photo:
     linear light, so LibRaw's output curve (BT.709, its default) gives the photo back."""
@@ -176,12 +185,14 @@ def dng_bytes(
     make: str = "photo-curate",
     model: str = "sample builder",
     preview: int | None = None,
+    preview_rgb: np.ndarray | None = None,
 ) -> bytes:
     """A DNG of an sRGB photo (uint8 HxWx3) as LibRaw reads it: the Bayer mosaic (12 bits in
     16, uncompressed) with the tags LibRaw needs (DNG version, CFA pattern, white level, colour
     matrix, as-shot neutral), camera and time in IFD0; written with tifffile (no RAW writer
     needed at runtime). With `preview`, IFD0 is an 8-bit RGB preview of that long side and
-    the mosaic is in its SubIFD, as cameras write DNGs; else the mosaic is IFD0."""
+    the mosaic is in its SubIFD, as cameras write DNGs (`preview_rgb`: the picture shown
+    there, the photo unless given); else the mosaic is IFD0."""
     import tifffile
 
     main = [
@@ -207,7 +218,8 @@ def dng_bytes(
     buf = io.BytesIO()
     with tifffile.TiffWriter(buf) as tw:
         if preview:
-            im = Image.fromarray(rgb[: cfa.shape[0], : cfa.shape[1]])
+            shown = rgb if preview_rgb is None else preview_rgb
+            im = Image.fromarray(shown[: cfa.shape[0], : cfa.shape[1]])
             im.thumbnail((preview, preview), Image.Resampling.LANCZOS)
             tw.write(np.asarray(im), photometric="rgb", subfiletype=1, subifds=1, extratags=main)
             tw.write(cfa, photometric=32803, subfiletype=0, extratags=mosaic)
@@ -376,7 +388,12 @@ def build_collection(
     for k, src in enumerate(photos[:2]):
         art = alpha_picture(_load(src, 640))
         w.put(f"Wallpapers/white-{k}.png", _png(art), f"p{k:04d}", "alpha")
-    w.put("Camera roll/IMG_0001.DNG", minimal_dng(first), "raw", "raw")
+    w.put(
+        "Camera roll/IMG_0001.DNG",
+        minimal_dng(_raw_photo(first), start - timedelta(days=1)),
+        "raw",
+        "raw",
+    )
     w.put("Downloads/photo.jxl", b"\xff\x0a" + rng.randbytes(2048), "jxl", "jxl")
     # broken files, from the first photo
     data = _jpeg(first, recipe.original_quality)
