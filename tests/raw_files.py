@@ -66,7 +66,10 @@ def write_dng(
         written.replace(path)
 
 
-def write_dng_with_preview(rgb: np.ndarray, path: Path, preview: int) -> None:
-    """A DNG as cameras write them: an 8-bit RGB preview of `preview` px (long side) in IFD0,
-    the mosaic in its SubIFD (tifffile; pidng writes no preview)."""
-    Path(path).write_bytes(dng_bytes(rgb, preview=preview))
+def write_dng_with_preview(
+    rgb: np.ndarray, path: Path, preview: int, preview_rgb: np.ndarray | None = None
+) -> None:
+    """A DNG as cameras write them: an 8-bit RGB preview of `preview` px (long side) in IFD0
+    (of `preview_rgb` when given, else of the photo), the mosaic in its SubIFD (tifffile;
+    pidng writes no preview)."""
+    Path(path).write_bytes(dng_bytes(rgb, preview=preview, preview_rgb=preview_rgb))
