@@ -2,7 +2,8 @@
 
 Truth (from `photo_curate.sample`, or bench collections in the same format): every file's
 base photo and variant. Expected:
-- invalid: truncated, empty and corrupt files; unsupported: the RAW and JPEG XL files;
+- invalid: truncated, empty and corrupt files; unsupported: the JPEG XL file (the RAW file
+  is read: a lone picture, never to be planned);
 - duplicate pairs: every pair of files of one base among DUPLICATE_VARIANTS (one picture);
 - near-duplicate pairs: every pair of one base (one scene) when the base holds more than one
   picture (a similar shot: an edit, a stereo view, a burst frame; or a defect next to its

@@ -31,7 +31,8 @@ from photo_curate.schema import TABLES
 from photo_curate.tableio import copy_to_table, sql_literal_path
 
 # Bump when inspect_image.py changes what it writes for the same bytes (rows or analysis copy).
-INSPECT_REVISION = 2  # 2: transparency over grey, RAW and other unsupported formats
+# 2: transparency over grey, RAW and other unsupported formats; 3: RAW read with LibRaw
+INSPECT_REVISION = 3
 # Settings that change no result (only speed or the way the run is made).
 _NOT_RESULTS = {("analysis", "workers"), ("analysis", "incremental"), ("fastdup", "threads"),
                 ("fastdup", "timeout_seconds")}  # fmt: skip

@@ -17,9 +17,9 @@ turns in these roles:
 - a darker copy next to its original (the relative dark rule's case).
 
 Besides: a stereo pair (scikit-image's motorcycle), two pictures drawn in the alpha channel of
-white PNGs (as desktop wallpapers are), a camera RAW file (DNG, a small rendering of the first
-photo), a JPEG XL file (a sound file no decoder here reads: unsupported), and broken files
-(truncated, empty, not an image).
+white PNGs (as desktop wallpapers are), a camera RAW file (a DNG of a photo found nowhere
+else in the collection: read with LibRaw, a lone valid picture), a JPEG XL file (a sound file
+no decoder here reads: unsupported), and broken files (truncated, empty, not an image).
 The ground truth goes next to the collection (never inside it) as CSV: path, base, variant,
 param. Files of one `base` whose variants are in DUPLICATE_VARIANTS are one picture.
 """
@@ -42,7 +42,8 @@ DUPLICATE_VARIANTS = ("original", "copy", "resized", "recompressed", "cropped", 
 DEFECT_VARIANTS = ("dark", "bright", "blurry")
 # similar shots that are not copies: neither they nor their source may be planned for removal
 SIMILAR_VARIANTS = ("bw", "sepia", "graded", "retouched", "reframed", "stereo", "alpha", "burst")
-UNSUPPORTED_VARIANTS = ("raw", "jxl")
+UNSUPPORTED_VARIANTS = ("jxl",)
+RAW_PHOTO = "moon.png"  # scikit-image's; in none of the photo pools, so the DNG is no copy
 INVALID_VARIANTS = ("truncated", "empty", "corrupt")
 
 SKIMAGE_PHOTOS = (
@@ -148,23 +149,90 @@ def alpha_picture(im: Image.Image) -> Image.Image:
     return out
 
 
-def minimal_dng(im: Image.Image) -> bytes:
-    """A small DNG (a TIFF container holding a Bayer mosaic) made from a photo, which LibRaw
-    reads as a camera RAW; written with tifffile, so the sample needs no DNG writer."""
+# XYZ (D65) to linear sRGB: the ColorMatrix1 of a camera whose sensor records sRGB primaries
+XYZ_TO_SRGB = (3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570)
+
+
+def _rationals(values: Sequence[float], den: int = 10000) -> tuple[int, ...]:
+    return tuple(x for v in values for x in (round(v * den), den))
+
+
+def _raw_photo(fallback: Image.Image) -> Image.Image:
+    import skimage.data
+
+    path = Path(skimage.data.__file__).parent / RAW_PHOTO
+    return Image.open(path).convert("RGB") if path.exists() else fallback
+
+
+def bayer_mosaic(rgb: np.ndarray, white: int = 4095) -> np.ndarray:
+    """The RGGB Bayer mosaic (uint16, 0..white) a camera sensor would record of an sRGB photo:
+    linear light, so LibRaw's output curve (BT.709, its default) gives the photo back."""
+    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
+    v = rgb[:h, :w].astype(np.float32) / 255.0
+    lin = np.where(v < 0.081, v / 4.5, ((v + 0.099) / 1.099) ** (1 / 0.45))
+    px = np.round(lin * white).astype(np.uint16)
+    cfa = np.empty((h, w), np.uint16)
+    cfa[0::2, 0::2] = px[0::2, 0::2, 0]
+    cfa[0::2, 1::2] = px[0::2, 1::2, 1]
+    cfa[1::2, 0::2] = px[1::2, 0::2, 1]
+    cfa[1::2, 1::2] = px[1::2, 1::2, 2]
+    return cfa
+
+
+def dng_bytes(
+    rgb: np.ndarray,
+    captured_at: datetime | None = None,
+    make: str = "photo-curate",
+    model: str = "sample builder",
+    preview: int | None = None,
+    preview_rgb: np.ndarray | None = None,
+) -> bytes:
+    """A DNG of an sRGB photo (uint8 HxWx3) as LibRaw reads it: the Bayer mosaic (12 bits in
+    16, uncompressed) with the tags LibRaw needs (DNG version, CFA pattern, white level, colour
+    matrix, as-shot neutral), camera and time in IFD0; written with tifffile (no RAW writer
+    needed at runtime). With `preview`, IFD0 is an 8-bit RGB preview of that long side and
+    the mosaic is in its SubIFD, as cameras write DNGs (`preview_rgb`: the picture shown
+    there, the photo unless given); else the mosaic is IFD0."""
     import tifffile
 
-    rgb = np.asarray(im.convert("RGB").resize((256, round(256 * im.height / im.width))))
-    h, w = rgb.shape[0] // 2 * 2, 256
-    cfa = np.zeros((h, w), np.uint16)
-    cfa[0::2, 0::2] = rgb[0:h:2, 0::2, 0]
-    cfa[0::2, 1::2] = rgb[0:h:2, 1::2, 1]
-    cfa[1::2, 0::2] = rgb[1:h:2, 0::2, 1]
-    cfa[1::2, 1::2] = rgb[1:h:2, 1::2, 2]
+    main = [
+        (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50707, "B", 4, (1, 2, 0, 0), True),  # DNGBackwardVersion
+        (271, "s", 0, make, True),
+        (272, "s", 0, model, True),
+        (50708, "s", 0, f"{make} {model}", True),  # UniqueCameraModel
+        (50721, "2i", 9, _rationals(XYZ_TO_SRGB), True),  # ColorMatrix1: the data is sRGB
+        (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
+        (50728, "2I", 3, (1, 1, 1, 1, 1, 1), True),  # AsShotNeutral
+    ]
+    if captured_at is not None:
+        stamp = captured_at.strftime("%Y:%m:%d %H:%M:%S")
+        main += [(306, "s", 0, stamp, True), (36867, "s", 0, stamp, True)]
+    mosaic = [
+        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
+        (50714, "H", 1, 0, True),  # BlackLevel
+        (50717, "H", 1, 4095, True),  # WhiteLevel
+    ]
+    cfa = bayer_mosaic(rgb)
     buf = io.BytesIO()
-    tags = [(50706, "B", 4, (1, 4, 0, 0), True), (33421, "H", 2, (2, 2), True),
-            (33422, "B", 4, (0, 1, 1, 2), True)]  # fmt: skip
-    tifffile.imwrite(buf, cfa * 16, photometric=32803, extratags=tags)
+    with tifffile.TiffWriter(buf) as tw:
+        if preview:
+            shown = rgb if preview_rgb is None else preview_rgb
+            im = Image.fromarray(shown[: cfa.shape[0], : cfa.shape[1]])
+            im.thumbnail((preview, preview), Image.Resampling.LANCZOS)
+            tw.write(np.asarray(im), photometric="rgb", subfiletype=1, subifds=1, extratags=main)
+            tw.write(cfa, photometric=32803, subfiletype=0, extratags=mosaic)
+        else:
+            tw.write(cfa, photometric=32803, extratags=main + mosaic)
     return buf.getvalue()
+
+
+def minimal_dng(im: Image.Image, captured_at: datetime | None = None) -> bytes:
+    """A small DNG (a TIFF container holding a Bayer mosaic) made from a photo, 512 px wide:
+    a camera RAW that LibRaw reads (see `dng_bytes`)."""
+    rgb = np.asarray(im.convert("RGB").resize((512, round(512 * im.height / im.width))))
+    return dng_bytes(rgb, captured_at)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -320,7 +388,12 @@ def build_collection(
     for k, src in enumerate(photos[:2]):
         art = alpha_picture(_load(src, 640))
         w.put(f"Wallpapers/white-{k}.png", _png(art), f"p{k:04d}", "alpha")
-    w.put("Camera roll/IMG_0001.DNG", minimal_dng(first), "raw", "raw")
+    w.put(
+        "Camera roll/IMG_0001.DNG",
+        minimal_dng(_raw_photo(first), start - timedelta(days=1)),
+        "raw",
+        "raw",
+    )
     w.put("Downloads/photo.jxl", b"\xff\x0a" + rng.randbytes(2048), "jxl", "jxl")
     # broken files, from the first photo
     data = _jpeg(first, recipe.original_quality)

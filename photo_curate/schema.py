@@ -66,7 +66,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("frames", "INTEGER"),
         ("is_valid", "BOOLEAN"),
         ("error", "VARCHAR"),
-        ("unsupported", "BOOLEAN"),  # a sound file of a format no decoder here reads (RAW)
+        ("unsupported", "BOOLEAN"),  # a sound file no decoder here reads (JPEG XL, some RAW)
         ("blur", "DOUBLE"),
         ("mean", "DOUBLE"),
         ("min", "DOUBLE"),

@@ -1,8 +1,9 @@
 """Tell image files by extension, or by their first bytes when the extension says nothing.
 
 Camera RAW files are images too (a photographer's originals): they are taken in at ingest by
-extension and by signature, and inspect reports them as `unsupported` until a RAW decoder is
-part of the stack; they must never be mistaken for broken TIFF files.
+extension and by signature, and inspect reads them with LibRaw (rawpy), never with Pillow;
+they must never be mistaken for broken TIFF files, and one LibRaw cannot read is
+`unsupported`.
 """
 
 from __future__ import annotations
