@@ -20,6 +20,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from photo_curate import decisions
 from photo_curate.artifacts import publish_run_artifacts
 from photo_curate.config import CurateConfig, ExecutionConfig
 from photo_curate.features import FeatureCache
@@ -213,7 +214,7 @@ def _steps(
     base = None
     if cfg.analysis.incremental and not full:
         base = find_base(h, run_id, row["source"], key)  # what was named
-    results = results_key(key, cfg)
+    results = results_key(key, cfg, decisions.digest(h))  # a new verdict: results change
     row.update(inspect_key=key, results_key=results, mode="incremental" if base else "full")
     row["reused_from"] = base.run_id if base else None
     if base and _nothing_changed(h, base, run_id, results, cache, src, ing.n_files):

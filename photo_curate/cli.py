@@ -130,6 +130,25 @@ def build_parser() -> argparse.ArgumentParser:
         "$CURATE_SERVER_IDLE_HOURS, else 36)",
     )
 
+    p = sub.add_parser(
+        "decide", help="record a verdict every later run honours (keep, not-duplicate, ...)"
+    )
+    p.add_argument(
+        "verdict",
+        choices=["keep", "not-duplicate", "ignore", "remove", "retract"],
+        help="keep: never plan for removal; not-duplicate: these are different shots; "
+        "ignore: do not report (for --kind, else at all); remove: plan even where the rules "
+        "say review; retract ID: take a decision back",
+    )
+    p.add_argument("paths", nargs="+", help="files relative to SOURCE (retract: the decision id)")
+    p.add_argument("--kind", help="for ignore: the finding kind (e.g. blurry)")
+    p.add_argument("--note", help="why (kept with the decision)")
+    p.add_argument("--source", help="the SOURCE of the files, when several are curated here")
+    _add_home(p)
+
+    p = sub.add_parser("decisions", help="the decisions, newest first, and which are in force")
+    _add_home(p)
+
     p = sub.add_parser("demo", help="build the sample collection and run on it (dry run)")
     _add_home(p)
     return parser
@@ -490,6 +509,49 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return 0 if res.success else 1
 
 
+def cmd_decide(args: argparse.Namespace) -> int:
+    from photo_curate import decisions
+    from photo_curate.home import Home
+
+    home = Home.resolve(args.home)
+    if args.verdict == "retract":
+        if len(args.paths) != 1:
+            raise UserError("retract takes one decision id (see `curate decisions`)")
+        decisions.retract(home, args.paths[0], args.note)
+        print(f"decision {args.paths[0]} retracted: the next run no longer honours it")
+    else:
+        decision_id, named = decisions.decide(
+            home, args.verdict, args.paths, args.kind, args.note, args.source
+        )
+        what = f" for {args.kind}" if args.kind else ""
+        print(f"decision {decision_id}: {args.verdict}{what} on {len(named)} file(s) "
+              f"({', '.join(n.path for n in named)}); the next run honours it")  # fmt: skip
+    _refresh_catalog(home)
+    return 0
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    from photo_curate import decisions
+    from photo_curate.home import Home
+
+    rows = decisions.listing(Home.resolve(args.home))
+    if not rows:
+        print("no decisions yet (`curate decide keep PATH` records one)")
+        return 0
+    head = ("decision", "decided_at", "verdict", "kind", "files", "note", "state")
+    table = [head] + [tuple(str(v) for v in r) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for r in table:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _refresh_catalog(home: Any) -> None:
+    from photo_curate import catalog
+
+    catalog.rebuild(home)
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -526,6 +588,8 @@ COMMANDS = {
     "server": cmd_server,
     "sql": cmd_sql,
     "history": cmd_history,
+    "decide": cmd_decide,
+    "decisions": cmd_decisions,
     "report": cmd_report,
     "apply": cmd_apply,
     "undo": cmd_undo,

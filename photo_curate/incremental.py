@@ -68,15 +68,16 @@ def inspect_key(opts: InspectOptions) -> str:
     )
 
 
-def results_key(key: str, cfg: CurateConfig) -> str:
+def results_key(key: str, cfg: CurateConfig, decisions: str = "") -> str:
     """A short hash of what decides a run's results from the same files: the inspect key, the
-    settings that change a result, the SQL rules and the columns of the carried tables."""
+    settings that change a result, the SQL rules, the columns of the carried tables and the
+    decisions in force (`decisions.digest`)."""
     rules = {p.name: p.read_text(encoding="utf-8") for p in sorted(SQL_DIR.glob("*.sql"))}
     columns = {t: TABLES[t] for t in CARRIED}
     settings = result_settings(cfg.model_dump(mode="json"))
     return _digest({"inspect": key, "settings": settings, "rules": rules, "columns": columns,
                     "grouping": GROUPING_VERSION, "graph": GRAPH_VERSION,
-                    "compare": COMPARE_VERSION})  # fmt: skip
+                    "compare": COMPARE_VERSION, "decisions": decisions})  # fmt: skip
 
 
 def feature_cache(home: Home, key: str) -> FeatureCache:

@@ -206,6 +206,18 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("size_bytes", "BIGINT"),
         ("reason", "VARCHAR"),
     ],
+    "decisions": [  # append-only, one file per decision (photo_curate/decisions.py)
+        ("decision_id", "VARCHAR"),
+        ("decided_at", "TIMESTAMP"),
+        ("verdict", "VARCHAR"),  # keep, not-duplicate, ignore, remove, retract
+        ("sha256", "VARCHAR"),  # the file's content: the decision follows renames and moves
+        ("path", "VARCHAR"),  # its path relative to SOURCE when decided
+        ("source", "VARCHAR"),
+        ("kind", "VARCHAR"),  # for ignore and remove: the finding kind (NULL: any)
+        ("note", "VARCHAR"),
+        ("who", "VARCHAR"),
+        ("retracts", "VARCHAR"),  # for retract: the decision taken back
+    ],
     "actions": [
         ("run_id", "VARCHAR"),
         ("op_id", "VARCHAR"),

@@ -21,6 +21,7 @@ import duckdb
 from prefect import task
 
 from photo_curate.config import CurateConfig
+from photo_curate.decisions import active_sql
 from photo_curate.graph import components, star_groups
 from photo_curate.home import Home
 from photo_curate.rules import params_for, rule_as_table, rule_sql
@@ -82,6 +83,7 @@ def _open_run(home: Home, run_id: str, params: dict[str, Any]) -> duckdb.DuckDBP
     con.execute(
         "CREATE TEMP TABLE secondary AS SELECT path FROM photo_files WHERE role IN ('raw', 'still')"
     )
+    _decisions(con, home)
     for table, cols in _PAIR_TABLES.items():
         path = home.table_file(table, run_id)
         body = (
@@ -90,8 +92,32 @@ def _open_run(home: Home, run_id: str, params: dict[str, Any]) -> duckdb.DuckDBP
             else empty_select(table)
         )
         keep = " AND ".join(f"{c} NOT IN (SELECT path FROM secondary)" for c in cols)
+        if len(cols) == 2:  # a person said these differ, or not to group this file
+            keep += (
+                " AND path_a NOT IN (SELECT path FROM ungrouped)"
+                " AND path_b NOT IN (SELECT path FROM ungrouped)"
+                " AND NOT EXISTS (SELECT 1 FROM apart x WHERE x.a = path_a AND x.b = path_b)"
+            )
         con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM ({body}) WHERE {keep}')
     return con
+
+
+def _decisions(con: duckdb.DuckDBPyConnection, home: Home) -> None:
+    """The decisions in force, on this run's files by content (`decided`); the pairs a person
+    said are different shots (`apart`); the files not to be grouped at all (`ungrouped`)."""
+    con.execute(
+        "CREATE TEMP TABLE decided AS SELECT d.decision_id, d.verdict, d.kind, i.path "
+        f"FROM ({active_sql(home)}) d JOIN images i ON i.sha256 = d.sha256"
+    )
+    con.execute(
+        """CREATE TEMP TABLE apart AS SELECT a.path AS a, b.path AS b
+           FROM decided a JOIN decided b USING (decision_id)
+           WHERE a.verdict = 'not-duplicate' AND a.path <> b.path"""
+    )
+    con.execute(
+        "CREATE TEMP TABLE ungrouped AS SELECT path FROM decided WHERE verdict = 'ignore' "
+        "AND (kind IS NULL OR kind IN ('duplicate', 'near_duplicate'))"
+    )
 
 
 def _near_groups(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> int:
@@ -211,6 +237,11 @@ def build_findings(home: Home, run_id: str, cfg: CurateConfig) -> FindingsResult
         "SELECT photo_id FROM photo_files "
         "WHERE len(list_filter($globs, lambda g: path GLOB g)) > 0)",
         {"globs": folder_globs(cfg.actions.protected)},
+    )
+    # ignored: not reported for that kind (or at all)
+    con.execute(
+        "DELETE FROM raw_findings f USING decided d WHERE d.verdict = 'ignore' "
+        "AND d.path = f.path AND (d.kind IS NULL OR d.kind = f.kind)"
     )
     copy_to_table(con, home, "findings", run_id, rule_sql("plan"), params_for("plan", params))
     con.execute(

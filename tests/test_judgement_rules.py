@@ -75,6 +75,10 @@ def _photos(con: duckdb.DuckDBPyConnection, sets: dict[str, list[tuple[str, str]
         "WHERE path NOT IN (SELECT path FROM photo_files)"
     )
     con.execute(
+        "CREATE TABLE IF NOT EXISTS decided (decision_id VARCHAR, verdict VARCHAR, "
+        "kind VARCHAR, path VARCHAR)"
+    )
+    con.execute(
         "CREATE TABLE photo_sets AS SELECT photo_id AS path, bool_or(role = 'raw') AS has_raw, "
         "bool_or(role = 'sidecar') AS has_sidecar, min(path) FILTER (role = 'raw') AS raw_path "
         "FROM photo_files GROUP BY photo_id"
@@ -440,3 +444,34 @@ def test_a_photo_is_planned_whole_by_its_primary_file() -> None:
         "c.jpg": ("keep", "copy of k.jpg [protected folder: never touched] [one photo with c.xmp]"),
         "k.jpg": ("keep", "keeper of 4"),
     }
+
+
+def test_a_persons_decision_overrides_the_rules() -> None:
+    """keep: never planned, whatever the rules say; remove: a flagged photo the rules left for
+    review is planned; neither touches a keeper; the reason names the decision."""
+    con = duckdb.connect()
+    _images(con, {p: {} for p in ("a.jpg", "b.jpg", "k.jpg", "n.jpg", "q.jpg")})
+    con.execute(
+        "CREATE TABLE raw_findings AS SELECT * FROM (VALUES "
+        "('a.jpg', 'duplicate', 0.99, 'g', false, 'copy of k.jpg'), "
+        "('k.jpg', 'duplicate', 0.99, 'g', true, 'keeper of 2'), "
+        "('n.jpg', 'near_duplicate', 0.9, 'h', false, 'similar shot of q.jpg'), "
+        "('q.jpg', 'near_duplicate', 0.9, 'h', true, 'best shot of 2')) "
+        "t(path, kind, score, group_id, is_keeper, reason)"
+    )
+    con.execute(
+        "CREATE TABLE decided AS SELECT * FROM (VALUES ('d1', 'keep', NULL, 'a.jpg'), "
+        "('d2', 'remove', NULL, 'n.jpg'), ('d3', 'remove', NULL, 'k.jpg'), "
+        "('d4', 'remove', NULL, 'b.jpg')) t(decision_id, verdict, kind, path)"
+    )
+    con.execute("CREATE TABLE protected (path VARCHAR)")
+    _photos(con, {})
+    params = _params()
+    params["act_on"] = ["duplicate"]
+    plan = {r[1]: (r[6], r[7]) for r in _run(con, "plan", params)}
+    assert plan == {
+        "a.jpg": ("keep", "copy of k.jpg [decision d1: keep]"),
+        "k.jpg": ("keep", "keeper of 2"),
+        "n.jpg": ("quarantine", "similar shot of q.jpg [decision d2: remove]"),
+        "q.jpg": ("keep", "best shot of 2"),
+    }  # b.jpg has no finding: a remove decision alone plans nothing
