@@ -1,7 +1,8 @@
 -- photo_files: which files make one photo, by the conventions photographers' tools use.
 -- Files of one folder with the same name stem are one photo (IMG_1234.CR2 + IMG_1234.JPG,
 -- IMG_1234.HEIC + IMG_1234.MOV), and a sidecar named after the stem or after the whole file
--- name (IMG_1234.xmp, IMG_1234.CR2.xmp, .AAE, .pp3, .dop) belongs to it. That holds only where
+-- name (IMG_1234.xmp, IMG_1234.CR2.xmp, darktable's IMG_1234_01.CR2.xmp, .AAE and iOS's
+-- IMG_O1234.AAE, .pp3, .dop) belongs to it. That holds only where
 -- it is unambiguous: at most one RAW and one other image per stem, taken within 2 seconds of
 -- each other where both carry a capture time. Otherwise every image is a photo of its own, a
 -- sidecar named after a whole file name still follows that file, and a sidecar or movie whose
@@ -20,7 +21,12 @@ WITH f AS (
         CASE WHEN list_contains($sidecar_exts, ext) AND list_contains($image_exts, base_ext)
              THEN base[:length(base) - length(base_ext)] ELSE base END AS stem,
         lower(folder || stem) AS stem_key,
-        lower(folder || base) AS name_key,
+        lower(folder || base) AS name_key,  -- a sidecar: the file it is named after
+        lower(folder || name) AS file_key,
+        -- darktable's second version of a RAW: IMG_1234_01.CR2.xmp belongs to IMG_1234.CR2;
+        -- iOS keeps the original's adjustments as IMG_O1234.AAE beside IMG_1234.HEIC
+        lower(folder || regexp_replace(base, '_[0-9]{2}(\.[^./]+)$', '\1')) AS version_key,
+        lower(folder || regexp_replace(stem, '^(IMG)_O([0-9]+)$', '\1_\2')) AS original_key,
         CASE
             WHEN fl.status = 'image' AND list_contains($raw_exts, ext) THEN 'raw'
             WHEN fl.status = 'image' THEN 'still'
@@ -43,7 +49,7 @@ stems AS (
     FROM img GROUP BY stem_key
 ),
 photo_of_image AS (
-    SELECT img.path, img.kind, img.name_key, img.stem_key,
+    SELECT img.path, img.kind, img.file_key, img.stem_key,
         s.n_raw <= 1 AND s.n_still <= 1 AND s.same_time AS is_set,
         CASE WHEN s.n_raw <= 1 AND s.n_still <= 1 AND s.same_time
              THEN 'set:' || img.stem_key ELSE 'file:' || img.path END AS set_key,
@@ -58,9 +64,12 @@ attached AS (
     -- sidecars: to the image of their whole file name first, else to their stem's set
     SELECT f.path, f.kind,
         coalesce(
-            (SELECT any_value(p.set_key) FROM photo_of_image p WHERE p.name_key = f.name_key),
+            (SELECT any_value(p.set_key) FROM photo_of_image p WHERE p.file_key = f.name_key),
+            (SELECT any_value(p.set_key) FROM photo_of_image p WHERE p.file_key = f.version_key),
             (SELECT any_value(p.set_key) FROM photo_of_image p
-             WHERE p.stem_key = f.stem_key AND p.is_set)
+             WHERE p.stem_key = f.stem_key AND p.is_set),
+            (SELECT any_value(p.set_key) FROM photo_of_image p
+             WHERE p.stem_key = f.original_key AND p.is_set)
         ) AS set_key
     FROM f
     WHERE f.kind = 'sidecar'
