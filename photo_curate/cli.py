@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decisions", help="the decisions, newest first, and which are in force")
     _add_home(p)
 
+    p = sub.add_parser(
+        "review", help="serve a run's report on 127.0.0.1 with controls that record decisions"
+    )
+    p.add_argument("run_id", nargs="?", help="the run (default: the latest)")
+    p.add_argument("--no-open", action="store_true", help="print the URL, open no browser")
+    _add_home(p)
+
     p = sub.add_parser("demo", help="build the sample collection and run on it (dry run)")
     _add_home(p)
     return parser
@@ -546,6 +553,34 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    import time
+    import webbrowser
+
+    from photo_curate.home import Home
+    from photo_curate.report import build_report
+    from photo_curate.review import Review, reviewed_apply
+
+    home = Home.resolve(args.home)
+    run_id = args.run_id or _latest_run(home)
+    if not home.report_file(run_id).exists():
+        build_report(home, run_id)
+    review = Review(home, run_id, lambda: reviewed_apply(home, run_id))
+    review.serve_in_thread()
+    print(f"review of run {run_id}: {review.url}", flush=True)
+    print("decisions are recorded as you click; Ctrl-C stops the review", flush=True)
+    if not args.no_open:
+        webbrowser.open(review.url)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        review.close()
+    return 0
+
+
 def _refresh_catalog(home: Any) -> None:
     from photo_curate import catalog
 
@@ -590,6 +625,7 @@ COMMANDS = {
     "history": cmd_history,
     "decide": cmd_decide,
     "decisions": cmd_decisions,
+    "review": cmd_review,
     "report": cmd_report,
     "apply": cmd_apply,
     "undo": cmd_undo,
