@@ -46,6 +46,7 @@ from photo_curate.sources import describe
 from photo_curate.validation import warm_up
 from tasks.acquire import acquire
 from tasks.apply import apply_task, recover_interrupted, source_lock
+from tasks.approval import await_approval
 from tasks.fastdup_run import (
     FastdupResult,
     FastdupSpec,
@@ -72,6 +73,18 @@ from tasks.shards import (
 )
 from tasks.validate import ValidationResult, count_regular_files, validate_task
 from tasks.verify import verify_task
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyRequest:
+    """Whether the run applies its plan, and how long it waits for a person's approval first
+    (None: it does not wait)."""
+
+    wanted: bool
+    approval_timeout: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.wanted
 
 
 def _run_name() -> str:
@@ -105,9 +118,11 @@ def curate(
     action: str | None = None,
     full: bool = False,
     yes: bool = False,
+    approval_timeout_seconds: int | None = None,
 ) -> dict[str, Any]:
     """Curate SOURCE into HOME's catalog; a dry run unless `apply` (then `action` or config's;
-    a permanent delete also needs `yes`).
+    a permanent delete also needs `yes`). With `approval_timeout_seconds`, an apply first waits
+    that long for a person to approve it in the Prefect UI (no answer: nothing is applied).
 
     Incremental unless `full` (or `analysis.incremental: false`): files unchanged since the
     last completed run are not read again (see photo_curate/incremental.py)."""
@@ -147,7 +162,8 @@ def curate(
             if origin.kind != "folder":  # the folder is inside HOME: lock it like a SOURCE
                 row["source_dir"] = str(src)
                 locks.enter_context(exclusive(source_lock(src), f"SOURCE {src}"))
-            result = _steps(src, h, run_id, cfg, steps, apply, row, full)
+            wish = ApplyRequest(apply, approval_timeout_seconds)
+            result = _steps(src, h, run_id, cfg, steps, wish, row, full)
             row["step_seconds"] = steps
             record_task(str(h.root), row)
             result.update(
@@ -195,7 +211,7 @@ def _steps(
     run_id: str,
     cfg: CurateConfig,
     steps: dict[str, float],
-    apply: bool,
+    apply: ApplyRequest,
     row: dict[str, Any],
     full: bool,
 ) -> dict[str, Any]:
@@ -350,7 +366,7 @@ def _carry_over(
     base: Base,
     cfg: CurateConfig,
     steps: dict[str, float],
-    apply: bool,
+    apply: ApplyRequest,
     row: dict[str, Any],
 ) -> dict[str, Any]:
     """Nothing changed since the base run: its results (validated then) become this run's."""
@@ -373,7 +389,7 @@ def _finish(
     run_id: str,
     cfg: CurateConfig,
     steps: dict[str, float],
-    apply: bool,
+    apply: ApplyRequest,
     row: dict[str, Any],
     val: ValidationResult,
     fastdup_message: str,
@@ -385,9 +401,13 @@ def _finish(
     if not val.success:
         log.error("validation failed: %s", "; ".join(val.failed))
     applied = None
+    approval = None
     if apply and not val.success:
         log.error("not applying the plan: validation failed")
-    elif apply:
+    elif apply and apply.approval_timeout is not None:
+        approval = _timed(steps, "approval", await_approval, run_id, apply.approval_timeout)
+        log.info("approval: %s", approval)
+    if apply and val.success and approval in (None, "approved"):
         applied = _timed(
             steps, "apply", apply_task, root, run_id, str(src), cfg.actions.action,
             list(cfg.actions.protected),
@@ -418,6 +438,7 @@ def _finish(
             k: row.get(k) for k in ("mode", "reused_from", "n_inspected", "n_extracted")
         },
         "applied": applied.as_dict() if applied else None,
+        "approval": approval,
         "steps": steps,
     }
 
