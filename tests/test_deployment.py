@@ -215,6 +215,37 @@ def test_a_failing_step_retries_then_the_run_fails(deployed, tmp_path: Path) -> 
     assert tree_digest(deployed["photos"]) == before
 
 
+def test_a_nightly_apply_waits_for_approval_on_the_worker(deployed, tmp_path: Path) -> None:
+    """apply with approval_timeout_seconds: the worker's run pauses after validation; resumed
+    through the API with the form's `approve` ticked (what the UI sends), it applies."""
+    import shutil
+
+    from tests.conftest import tree_digest
+
+    photos = tmp_path / "photos"  # the run moves files: a copy of the shared sample
+    shutil.copytree(deployed["photos"], photos, copy_function=shutil.copy2)
+    before = tree_digest(photos)
+    api, dep = deployed["api"], deployed["deployment"]
+    params = {"source": str(photos), "home": str(tmp_path / "home"), "apply": True,
+              "approval_timeout_seconds": 600}  # fmt: skip
+    run = _api("POST", f"{api}/deployments/{dep['id']}/create_flow_run",
+               json={"parameters": params})  # fmt: skip
+    deadline = time.monotonic() + 300
+    while run["state"]["type"] != "PAUSED" and time.monotonic() < deadline:
+        assert run["state"]["type"] not in FINAL, run["state"]
+        time.sleep(2)
+        run = _api("GET", f"{api}/flow_runs/{run['id']}")
+    assert run["state"]["type"] == "PAUSED"
+    assert tree_digest(photos) == before  # nothing applied while it waits
+    _api("POST", f"{api}/flow_runs/{run['id']}/resume", json={"run_input": {"approve": True}})
+    while run["state"]["type"] not in FINAL and time.monotonic() < deadline + 300:
+        time.sleep(2)
+        run = _api("GET", f"{api}/flow_runs/{run['id']}")
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    assert any((tmp_path / "home" / "quarantine").rglob("*.jpg"))
+    assert tree_digest(photos) != before
+
+
 def test_a_bad_config_fails_at_once_without_retries(deployed) -> None:
     run = _run_deployment(deployed, {"config": {"rules": {"dark_p95": "very dark"}}})
     assert run["state"]["type"] == "FAILED"
