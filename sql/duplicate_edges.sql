@@ -5,12 +5,12 @@
 -- reports it (and of copies, keeper.sql keeps one that no defect rule flags). Groups are stars
 -- around the best copy (photo_curate/graph.py): every copy planned for removal has one of
 -- these edges with its group's keeper; chains do not make groups. `evidence` says what the
--- pixels showed. A photo's other images (the RAW beside its JPEG, `photo_files`) take no part:
--- the photo is judged by its primary file.
+-- pixels showed. The files in `ungrouped` take no part, byte copies included: a photo's other
+-- images (the RAW beside its JPEG: the photo is judged by its primary file) and the files a
+-- person said not to group (tasks/findings.py).
 WITH valid AS (
     SELECT path, sha256 FROM images
-    WHERE is_valid
-      AND path NOT IN (SELECT path FROM photo_files WHERE role IN ('raw', 'still'))
+    WHERE is_valid AND path NOT IN (SELECT path FROM ungrouped)
 ),
 bytes AS (
     SELECT min(path) OVER (PARTITION BY sha256) AS path_a, path AS path_b,

@@ -91,20 +91,22 @@ def _open_run(home: Home, run_id: str, params: dict[str, Any]) -> duckdb.DuckDBP
             if path.exists() or table != "pair_checks"
             else empty_select(table)
         )
-        keep = " AND ".join(f"{c} NOT IN (SELECT path FROM secondary)" for c in cols)
-        if len(cols) == 2:  # a person said these differ, or not to group this file
-            keep += (
-                " AND path_a NOT IN (SELECT path FROM ungrouped)"
+        if len(cols) == 2:  # no group takes these in; a person said these pairs differ
+            keep = (
+                "path_a NOT IN (SELECT path FROM ungrouped)"
                 " AND path_b NOT IN (SELECT path FROM ungrouped)"
                 " AND NOT EXISTS (SELECT 1 FROM apart x WHERE x.a = path_a AND x.b = path_b)"
             )
+        else:
+            keep = "path NOT IN (SELECT path FROM secondary)"
         con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM ({body}) WHERE {keep}')
     return con
 
 
 def _decisions(con: duckdb.DuckDBPyConnection, home: Home) -> None:
     """The decisions in force, on this run's files by content (`decided`); the pairs a person
-    said are different shots (`apart`); the files not to be grouped at all (`ungrouped`)."""
+    said are different shots (`apart`); the files no similarity group takes in (`ungrouped`:
+    a photo's other images, and the files a person said not to group)."""
     con.execute(
         "CREATE TEMP TABLE decided AS SELECT d.decision_id, d.verdict, d.kind, i.path "
         f"FROM ({active_sql(home)}) d JOIN images i ON i.sha256 = d.sha256"
@@ -115,7 +117,8 @@ def _decisions(con: duckdb.DuckDBPyConnection, home: Home) -> None:
            WHERE a.verdict = 'not-duplicate' AND a.path <> b.path"""
     )
     con.execute(
-        "CREATE TEMP TABLE ungrouped AS SELECT path FROM decided WHERE verdict = 'ignore' "
+        "CREATE TEMP TABLE ungrouped AS SELECT path FROM secondary UNION "
+        "SELECT path FROM decided WHERE verdict = 'ignore' "
         "AND (kind IS NULL OR kind IN ('duplicate', 'near_duplicate'))"
     )
 

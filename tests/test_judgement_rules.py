@@ -79,6 +79,10 @@ def _photos(con: duckdb.DuckDBPyConnection, sets: dict[str, list[tuple[str, str]
         "kind VARCHAR, path VARCHAR)"
     )
     con.execute(
+        "CREATE TABLE IF NOT EXISTS ungrouped AS SELECT path FROM photo_files "
+        "WHERE role IN ('raw', 'still')"
+    )
+    con.execute(
         "CREATE TABLE photo_sets AS SELECT photo_id AS path, bool_or(role = 'raw') AS has_raw, "
         "bool_or(role = 'sidecar') AS has_sidecar, min(path) FILTER (role = 'raw') AS raw_path "
         "FROM photo_files GROUP BY photo_id"
@@ -194,8 +198,10 @@ def test_two_shots_say_when_they_were_taken() -> None:
 def test_duplicate_edges_are_byte_copies_and_pixel_copies_only() -> None:
     con = duckdb.connect()
     _images(con, {"a": {"sha256": "x"}, "a2": {"sha256": "x"}, "b": {}, "c": {}, "d": {},
-                  "e": {}, "bad": {"is_valid": False}, "b.dng": {"sha256": "x"}})  # fmt: skip
+                  "e": {}, "bad": {"is_valid": False}, "b.dng": {"sha256": "x"},
+                  "a3": {"sha256": "x"}})  # fmt: skip
     _photos(con, {"b": [("b.dng", "raw")]})  # a photo's RAW is judged with its JPEG
+    con.execute("INSERT INTO ungrouped VALUES ('a3')")  # a person said: do not group it
     _pair_checks(con, [("a", "b", 0.97, "copy"), ("a", "c", 0.99, "similar"),
                        ("b", "d", 0.93, "variant"), ("c", "e", 0.79, "copy")])  # fmt: skip
     con.execute("CREATE TABLE flags AS SELECT path, false AS dark, false AS bright, "
