@@ -517,7 +517,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from photo_curate import decisions
+    from photo_curate import catalog, decisions
     from photo_curate.home import Home
 
     home = Home.resolve(args.home)
@@ -533,7 +533,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         what = f" for {args.kind}" if args.kind else ""
         print(f"decision {decision_id}: {args.verdict}{what} on {len(named)} file(s) "
               f"({', '.join(n.path for n in named)}); the next run honours it")  # fmt: skip
-    _refresh_catalog(home)
+    catalog.rebuild(home)  # the `decisions` view sees its first file
     return 0
 
 
@@ -545,11 +545,7 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     if not rows:
         print("no decisions yet (`curate decide keep PATH` records one)")
         return 0
-    head = ("decision", "decided_at", "verdict", "kind", "files", "note", "state")
-    table = [head] + [tuple(str(v) for v in r) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    for r in table:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    _print_table(["decision", "decided_at", "verdict", "kind", "files", "note", "state"], rows)
     return 0
 
 
@@ -579,12 +575,6 @@ def cmd_review(args: argparse.Namespace) -> int:
     finally:
         review.close()
     return 0
-
-
-def _refresh_catalog(home: Any) -> None:
-    from photo_curate import catalog
-
-    catalog.rebuild(home)
 
 
 def cmd_server(args: argparse.Namespace) -> int:

@@ -19,14 +19,15 @@ from typing import Any
 
 import duckdb
 
+from photo_curate import catalog
 from photo_curate.errors import UserError
 from photo_curate.home import Home
 from photo_curate.integrity import files_expr
-from photo_curate.tableio import RowWriter, sql_literal_path
+from photo_curate.summary import KIND_LABELS
+from photo_curate.tableio import RowWriter
 
 VERDICTS = ("keep", "not-duplicate", "ignore", "remove")
-KINDS = ("invalid", "unsupported", "duplicate", "near_duplicate", "dark", "bright", "blurry",
-         "outlier")  # fmt: skip
+KINDS = tuple(KIND_LABELS)  # the finding kinds
 
 
 @dataclass(frozen=True)
@@ -73,32 +74,6 @@ def digest(home: Home) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
-def _latest_images(home: Home, con: duckdb.DuckDBPyConnection) -> None:
-    """`named`: path, sha256, source of every valid-or-not image of each SOURCE's latest
-    completed run."""
-    runs = files_expr(home.table_dir("runs"), ".parquet")
-    if runs is None:
-        raise UserError(f"no runs in {home.root}: run `curate run SOURCE` first")
-    con.execute(
-        f"""CREATE TEMP TABLE latest AS SELECT run_id, source FROM read_parquet({runs},
-                union_by_name=true) WHERE status = 'completed'
-            QUALIFY row_number() OVER (PARTITION BY source ORDER BY started_at DESC) = 1"""
-    )
-    parts = [
-        f"SELECT path, sha256, '{rid}' AS run_id FROM read_parquet("
-        f"{sql_literal_path(home.table_file('images', rid))})"
-        for (rid,) in con.execute("SELECT run_id FROM latest").fetchall()
-        if home.table_file("images", rid).exists()
-    ]
-    if not parts:
-        raise UserError(f"no completed run in {home.root}: run `curate run SOURCE` first")
-    con.execute(
-        "CREATE TEMP TABLE named AS SELECT i.path, i.sha256, l.source FROM ("
-        + " UNION ALL ".join(parts)
-        + ") i JOIN latest l USING (run_id) WHERE i.sha256 IS NOT NULL"
-    )
-
-
 def _clean(path: str) -> str:
     p = path.replace(os.sep, "/").strip()
     while p.startswith("./"):
@@ -107,18 +82,20 @@ def _clean(path: str) -> str:
 
 
 def resolve(home: Home, paths: list[str], source: str | None = None) -> list[Named]:
-    """The files `paths` (relative to SOURCE) name in the latest run of their SOURCE; one
-    user error for a path no run knows, or one that several SOURCEs hold (name --source)."""
-    con = duckdb.connect()
+    """The files `paths` (relative to SOURCE) name in the latest run of their SOURCE (the
+    catalog's `latest_images`); one user error for a path no run knows, or one that several
+    SOURCEs hold (name --source)."""
+    con = catalog.connect_readonly(home)
     try:
-        _latest_images(home, con)
+        if not con.execute("SELECT count(*) FROM latest_runs").fetchall()[0][0]:
+            raise UserError(f"no completed run in {home.root}: run `curate run SOURCE` first")
         out = []
         for raw in paths:
-            path = _clean(raw)
             rows = con.execute(
-                "SELECT path, sha256, source FROM named WHERE path = $p "
-                "AND ($s IS NULL OR source = $s)",
-                {"p": path, "s": source},
+                """SELECT i.path, i.sha256, r.source FROM latest_images i
+                   JOIN latest_runs r USING (run_id)
+                   WHERE i.path = $p AND i.sha256 IS NOT NULL AND ($s IS NULL OR r.source = $s)""",
+                {"p": _clean(raw), "s": source},
             ).fetchall()
             if not rows:
                 where = f"SOURCE {source}" if source else "any SOURCE"

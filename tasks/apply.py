@@ -326,16 +326,16 @@ def recover(home: Home, run_id: str, source: Path) -> int:
     """Resolve intents without an outcome (a crash mid-apply or mid-undo), then put back the
     moved files of any photo that is split between SOURCE and its destination. Returns how
     many intents were resolved."""
-    journal = home.table_file("actions", run_id, ".jsonl")
-    states = last_states(journal)
+    states = last_states(home.table_file("actions", run_id, ".jsonl"))
     dangling = [e for e in states.values() if e.status == "intent"]
     if not dangling:
         return 0
     with Journal(home, run_id) as j:
         for e in dangling:
-            j.write(_resolve(e, source))
+            states[e.op_id] = _resolve(e, source)
+            j.write(states[e.op_id])
         j.sync()
-        last = {e.path: e for e in last_states(journal).values()}
+        last = {e.path: e for e in states.values()}
         for members in photo_sets(_planned(home, run_id)):
             moved = [last[p.path] for p in members if _moved(last.get(p.path))]
             if moved and len(moved) < len(members):
@@ -606,12 +606,12 @@ def _apply_photo(
             rest = [x for _p, x in intents[len(done) + 1 :]]
             for x in rest:
                 j.write(_outcome(x, "failed", f"not attempted: {p.path} of its photo failed"))
-            res.failed += 1 + len(rest)
-            for _p, x, dest in done:
-                j.write(_outcome(x, "done", "ok", dest))
+            moved_here = [_outcome(x, "done", "ok", dest) for _p, x, dest in done]
+            for x in moved_here:
+                j.write(x)
             j.sync()
-            res.failed += len(done)
-            _put_back(source, [_outcome(x, "done", "ok", d) for _p, x, d in done], j)
+            res.failed += 1 + len(rest) + len(done)
+            _put_back(source, moved_here, j)
             if isinstance(exc, OSError) and exc.errno in _FULL:
                 return (
                     f"no space left for {e.destination or action} ({exc.strerror}); the "
@@ -640,15 +640,22 @@ def _put_back(source: Path, entries: list[Entry], j: Journal) -> int:
         j.write(r)
         j.sync()
         try:
-            move_no_clobber(Path(e.destination), source / e.path, e.sha256)
-            if e.action == "trash":
-                _trash_info_for(Path(e.destination)).unlink(missing_ok=True)
+            _move_back(e, source)
             j.write(_outcome(r, "done", "put back: its photo's other files did not move"))
             back += 1
         except Exception as exc:
             j.write(_outcome(r, "failed", f"{type(exc).__name__}: {exc}"[:300]))
     j.sync()
     return back
+
+
+def _move_back(e: Entry, source: Path) -> None:
+    """Put a moved file back at its place in SOURCE (never over a file); from the trash, its
+    trash record goes too."""
+    assert e.destination is not None
+    move_no_clobber(Path(e.destination), source / e.path, e.sha256)
+    if e.action == "trash":
+        _trash_info_for(Path(e.destination)).unlink(missing_ok=True)
 
 
 def _precheck(source: Path, p: Planned, protected: list[str]) -> str | None:
@@ -801,10 +808,7 @@ def undo_run(home: Home, run_id: str) -> UndoResult:
             j.sync()
             for e, r in intents:
                 try:
-                    assert e.destination is not None
-                    move_no_clobber(Path(e.destination), source / e.path, e.sha256)
-                    if e.action == "trash":
-                        _trash_info_for(Path(e.destination)).unlink(missing_ok=True)
+                    _move_back(e, source)
                     j.write(_outcome(r, "done", "restored"))
                     res.restored += 1
                 except Exception as exc:
