@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,3 +127,19 @@ def tree_digest(root: Path) -> dict[str, str]:
             else:
                 out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
+
+
+CURATE = Path(sys.executable).parent / "curate"
+
+
+def curate_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`curate ARGS` as a user types it, its output captured."""
+    return subprocess.run(
+        [str(CURATE), *map(str, args)], capture_output=True, text=True, check=False
+    )
+
+
+def run_id_of(p: subprocess.CompletedProcess[str]) -> str:
+    """The run id `curate run` prints last, once it succeeded."""
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip().split()[-1]

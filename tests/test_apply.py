@@ -20,7 +20,7 @@ from photo_curate.errors import UserError
 from photo_curate.home import Home
 from photo_curate.locking import Busy, exclusive
 from tasks.apply import apply_plan, recover, undo_run
-from tests.conftest import tree_digest
+from tests.conftest import curate_cli, run_id_of, tree_digest
 
 pytestmark = pytest.mark.slow
 CURATE = Path(sys.executable).parent / "curate"
@@ -279,21 +279,14 @@ def test_run_with_apply_then_undo_from_the_cli(collection: Path, tmp_path: Path)
     """What a user types: `curate run SOURCE --apply`, then `curate undo RUN_ID`."""
     before = tree_digest(collection)
     home = tmp_path / "home"
-    p = subprocess.run(
-        [str(CURATE), "run", str(collection), "--apply", "--home", str(home)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    run_id = p.stdout.strip().split()[-1]
+    p = curate_cli("run", collection, "--apply", "--home", home)
+    run_id = run_id_of(p)
     assert "applied:" in p.stdout
     moved = set(tree_digest(home / "quarantine" / run_id))
     assert moved and set(tree_digest(collection)) == set(before) - moved
     report = (home / "reports" / run_id / "index.html").read_text()
     assert "Nothing applied" not in report and "quarantine" in report
-    u = subprocess.run(
-        [str(CURATE), "undo", run_id, "--home", str(home)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    u = curate_cli("undo", run_id, "--home", home)
     assert u.returncode == 0, u.stderr
     assert tree_digest(collection) == before
     hist = subprocess.run(

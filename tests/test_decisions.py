@@ -4,19 +4,14 @@ the rest of the plan stays as it was."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tests.conftest import curate_cli, run_id_of
+
 pytestmark = pytest.mark.slow
-CURATE = Path(sys.executable).parent / "curate"
-
-
-def _curate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CURATE), *args], capture_output=True, text=True, check=False)
 
 
 def _query(home: Path, sql: str) -> list[tuple]:
@@ -28,8 +23,7 @@ def _query(home: Path, sql: str) -> list[tuple]:
 
 
 def _run(collection: Path, home: Path, *extra: str) -> set[str]:
-    p = _curate("run", str(collection), "--home", str(home), *extra)
-    assert p.returncode == 0, p.stderr
+    run_id_of(curate_cli("run", collection, "--home", home, *extra))
     return {path for (path,) in _query(home, "SELECT path FROM latest_plan")}
 
 
@@ -54,14 +48,14 @@ def test_decisions_hold_across_reruns_renames_and_full_runs(
     )
     copy, keeper = "New/hubble small.jpg", "New/hubble.jpg"
     assert keep in before and copy in before and keeper not in before
-    p = _curate("decide", "keep", keep, "--note", "mine", "--home", str(home))
+    p = curate_cli("decide", "keep", keep, "--note", "mine", "--home", str(home))
     assert p.returncode == 0 and "the next run honours it" in p.stdout, p.stderr
-    p = _curate("decide", "not-duplicate", copy, keeper, "--home", str(home))
+    p = curate_cli("decide", "not-duplicate", copy, keeper, "--home", str(home))
     assert p.returncode == 0, p.stderr
     # mistakes are one line and exit code 2
-    bad = _curate("decide", "remove", keep, "--home", str(home))
+    bad = curate_cli("decide", "remove", keep, "--home", str(home))
     assert bad.returncode == 2 and "says keep" in bad.stderr and "Traceback" not in bad.stderr
-    bad = _curate("decide", "keep", "no/such/file.jpg", "--home", str(home))
+    bad = curate_cli("decide", "keep", "no/such/file.jpg", "--home", str(home))
     assert bad.returncode == 2 and "no such file" in bad.stderr
     expected = before - {keep, copy}
     assert _run(collection, home) == expected  # an unchanged re-run: not carried over
@@ -70,10 +64,10 @@ def test_decisions_hold_across_reruns_renames_and_full_runs(
     (collection / copy).rename(collection / "New" / "renamed.jpg")
     assert _run(collection, home) == expected  # the decision follows the content
     assert _run(collection, home, "--full") == expected
-    listed = _curate("decisions", "--home", str(home))
+    listed = curate_cli("decisions", "--home", str(home))
     assert listed.returncode == 0 and listed.stdout.count("in force") == 2
     # retracted: the next run plans the kept copy again
     decision = next(line.split()[0] for line in listed.stdout.splitlines() if keep in line)
-    assert _curate("decide", "retract", decision, "--home", str(home)).returncode == 0
+    assert curate_cli("decide", "retract", decision, "--home", str(home)).returncode == 0
     assert keep in _run(collection, home)
-    assert "retracted" in _curate("decisions", "--home", str(home)).stdout
+    assert "retracted" in curate_cli("decisions", "--home", str(home)).stdout

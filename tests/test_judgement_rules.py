@@ -357,20 +357,32 @@ def test_best_shot_is_the_sharpest_well_exposed_picture_and_says_why(
     assert rows["sharp-copy"] == (False, "copy of the best shot sharp (see its duplicate group)")
 
 
+def _keeper_group(
+    con: duckdb.DuckDBPyConnection,
+    bright: str | None = None,
+    evidence: tuple[str, str, str] | None = None,
+    sets: dict[str, list[tuple[str, str]]] | None = None,
+) -> None:
+    """What keeper.sql reads for one group of all `images`: no preferred folder, `bright` the
+    only flagged file, the pixel `evidence` (path_a, path_b, what they showed) of one pair,
+    the photos `sets`."""
+    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
+                "FROM images")  # fmt: skip
+    con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
+    con.execute("CREATE TABLE flags AS SELECT path, false AS dark, "
+                "coalesce(path = $b, false) AS bright, false AS blurry FROM images",
+                {"b": bright})  # fmt: skip
+    con.execute("CREATE TABLE evidence (path_a VARCHAR, path_b VARCHAR, evidence VARCHAR)")
+    if evidence:
+        con.execute("INSERT INTO evidence VALUES (?, ?, ?)", list(evidence))
+    _photos(con, sets or {})
+
+
 def test_keeper_prefers_an_unflagged_copy_and_names_the_pixel_evidence() -> None:
     con = duckdb.connect()
     _images(con, {"orig.jpg": {"width": 800, "height": 600},
                   "brighter.jpg": {"width": 1600, "height": 1200}})  # fmt: skip
-    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
-                "FROM images")  # fmt: skip
-    con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
-    _photos(con, {})
-    con.execute(
-        "CREATE TABLE flags AS SELECT path, false AS dark, path = 'brighter.jpg' AS bright, "
-        "false AS blurry FROM images"
-    )
-    con.execute("CREATE TABLE evidence AS SELECT 'brighter.jpg' AS path_a, 'orig.jpg' AS path_b, "
-                "'same picture: mean diff 0.7' AS evidence")  # fmt: skip
+    _keeper_group(con, "brighter.jpg", ("brighter.jpg", "orig.jpg", "same picture: mean diff 0.7"))
     rows = {r[1]: (r[4], r[7]) for r in _run(con, "keeper", _params())}
     assert rows["orig.jpg"][0] is True  # fewer pixels, but the other copy is flagged bright
     reason = "copy of orig.jpg (same picture: mean diff 0.7), kept because it is not flagged"
@@ -383,14 +395,7 @@ def test_keeper_does_not_prefer_a_copy_that_was_not_judged() -> None:
     con = duckdb.connect()
     _images(con, {"orig.jpg": {"mtime": datetime(2024, 1, 1)},
                   "fixed.jpg": {"flat_share": 0.49, "mtime": datetime(2024, 2, 1)}})  # fmt: skip
-    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
-                "FROM images")  # fmt: skip
-    con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
-    _photos(con, {})
-    con.execute("CREATE TABLE flags AS SELECT path, false AS dark, path = 'orig.jpg' AS bright, "
-                "false AS blurry FROM images")  # fmt: skip
-    con.execute("CREATE TABLE evidence AS SELECT 'fixed.jpg' AS path_a, 'orig.jpg' AS path_b, "
-                "'same picture: mean diff 0.5' AS evidence")  # fmt: skip
+    _keeper_group(con, "orig.jpg", ("fixed.jpg", "orig.jpg", "same picture: mean diff 0.5"))
     rows = {r[1]: (r[4], r[7]) for r in _run(con, "keeper", _params())}
     assert rows == {
         "orig.jpg": (True, "keeper of 2: 640x480, 1000 bytes"),
@@ -405,13 +410,7 @@ def test_keeper_is_the_photo_with_the_raw_original() -> None:
     con = duckdb.connect()
     _images(con, {"Camera/IMG_1.JPG": {"width": 800, "height": 600},
                   "Export/IMG_1.jpg": {"width": 1600, "height": 1200}})  # fmt: skip
-    con.execute("CREATE TABLE members AS SELECT 'g' AS group_id, path, 0.99::DOUBLE AS score "
-                "FROM images")  # fmt: skip
-    con.execute("CREATE TABLE prefs AS SELECT path, false AS preferred FROM images")
-    con.execute("CREATE TABLE flags AS SELECT path, false AS dark, false AS bright, "
-                "false AS blurry FROM images")  # fmt: skip
-    con.execute("CREATE TABLE evidence (path_a VARCHAR, path_b VARCHAR, evidence VARCHAR)")
-    _photos(con, {"Camera/IMG_1.JPG": [("Camera/IMG_1.CR2", "raw")]})
+    _keeper_group(con, sets={"Camera/IMG_1.JPG": [("Camera/IMG_1.CR2", "raw")]})
     rows = {r[1]: (r[4], r[7]) for r in _run(con, "keeper", _params())}
     assert rows["Camera/IMG_1.JPG"][0] is True
     assert rows["Export/IMG_1.jpg"] == (

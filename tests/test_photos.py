@@ -25,11 +25,10 @@ from PIL import Image
 from photo_curate.home import Home
 from photo_curate.sample import bundled_photos
 from tasks.apply import apply_plan, recover, undo_run
-from tests.conftest import tree_digest
+from tests.conftest import curate_cli, run_id_of, tree_digest
 from tests.raw_files import write_dng
 
 pytestmark = pytest.mark.slow
-CURATE = Path(sys.executable).parent / "curate"
 
 XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/">
@@ -124,12 +123,7 @@ def test_photo_sets_are_planned_moved_and_restored_whole(tmp_path: Path) -> None
     src, home = tmp_path / "library", tmp_path / "home"
     sets = photo_library(src)
     before = tree_digest(src)
-    p = subprocess.run(
-        [str(CURATE), "run", str(src), "--apply", "--home", str(home)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    run_id = p.stdout.strip().split()[-1]
+    run_id = run_id_of(curate_cli("run", src, "--apply", "--home", home))
     con = duckdb.connect(str(home / "catalog.duckdb"), read_only=True)
     # every RAW was read: a valid images row with its size
     raws = con.execute(
@@ -175,10 +169,7 @@ def test_photo_sets_are_planned_moved_and_restored_whole(tmp_path: Path) -> None
     }  # fmt: skip
     assert quarantined == {f for n in gone for f in sets[n]}
     assert after | quarantined == set(before) and not after & quarantined
-    u = subprocess.run(
-        [str(CURATE), "undo", run_id, "--home", str(home)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    u = curate_cli("undo", run_id, "--home", home)
     assert u.returncode == 0, u.stderr
     assert tree_digest(src) == before
 
