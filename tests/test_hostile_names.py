@@ -12,6 +12,7 @@ import shutil
 import stat
 import unicodedata
 from pathlib import Path
+from uuid import UUID
 
 import duckdb
 import pytest
@@ -211,14 +212,25 @@ def test_hostile_collection_run_apply_undo(run_flow, hostile, tmp_path: Path) ->
 
 def _check_artifacts(home: Home, run_id: str) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     from photo_curate.runs import read_run
 
     flow_run_id = (read_run(home, run_id) or {}).get("flow_run_id")
     assert flow_run_id
+    # filtered on the server: an unfiltered read returns one page of the whole suite's artifacts
+    wanted = ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]),
+        key=ArtifactFilterKey(any_=["curate-plan"]),
+    )
     with get_client(sync_client=True) as client:
-        arts = [a for a in client.read_artifacts() if str(a.flow_run_id) == flow_run_id]
-    plan = next(a for a in arts if a.key == "curate-plan")
+        arts = client.read_artifacts(artifact_filter=wanted)
+    assert len(arts) == 1, arts
+    plan = arts[0]
     cells = [row["file"] for row in json.loads(plan.data)]
     text = "\n".join(cells)
     assert "<img" not in text and "](javascript" not in text
