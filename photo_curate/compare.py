@@ -31,6 +31,12 @@ sql/relation.sql classifies them (copy, variant, similar, none) with the config'
    other image's 3 x 3 neighbourhood, so resampling and half-pixel misalignment cost nothing
    while a subject that moved by a few pixels (the other view of a stereo pair, the next
    frame) or a retouched patch does. `fine_block` is the worst 16 x 16 window of that.
+6. A plain picture (no structure at thumbnail size) is compared by its colours, and, from the
+   files at up to PLAIN_SIDE px, by its faint pattern (a wallpaper's texture, a gradient)
+   stretched to a standard deviation of PLAIN_STRETCH levels: `fine_block` is then the worst
+   16 x 16 window of the difference of the two stretched patterns, laid over each other
+   without alignment (a re-framing, a crop or a retouch moves the pattern; a resize or a
+   re-encode does not).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-COMPARE_VERSION = "pix-3"  # part of the pair cache key: a change here recomputes pairs
+COMPARE_VERSION = "pix-4"  # part of the pair cache key: a change here recomputes pairs
 WORK = 128  # long side of the alignment grid
 GRID = 96  # long side of the comparison grid
 BLOCK = 8  # block side on the comparison grid
@@ -58,6 +64,9 @@ FINE_SIGMA = 1.2  # smoothing before the closer look (resampling, JPEG noise)
 FINE_WINDOW = 16
 FINE_GATE_MEAN = 6.0  # looked at closer only when the thumbnails differ this little
 FINE_GATE_WORST = 24.0
+PLAIN_SIDE = 256  # a plain picture's pattern is compared at this long side
+PLAIN_STRETCH = 10.0  # ... stretched to this standard deviation (levels)
+PLAIN_MIN_STD = 0.5  # less than this (levels) at PLAIN_SIDE: no pattern at all, colour only
 _TRIM = 0.06  # template margin a side: an uneven crop changes the aspect ratio this much
 
 
@@ -65,7 +74,7 @@ _TRIM = 0.06  # template margin a side: an uneven crop changes the aspect ratio 
 class PairMeasures:
     """What the pixels of two images say (levels are 0-255; chroma in YCrCb units)."""
 
-    ncc: float  # luminance correlation of the aligned views (1 = the same structure)
+    ncc: float  # luminance correlation of the aligned views (plain ones: of their patterns)
     overlap: float  # the smallest share of either image's width or height in the overlap
     flat: bool  # one of them has no structure (a plain colour): only raw differences count
     raw_diff: float  # mean absolute RGB difference (of 16 px versions when flat)
@@ -83,7 +92,8 @@ class PairMeasures:
     blur_sigma: float  # Gaussian sigma (grid px) that best turns the sharper into the other
     blur_diff: float  # mean luminance difference after that blur (mean_diff when none fits)
     blur_worst_block: float  # worst block after that blur
-    fine_block: float  # worst 16 x 16 window of the closer look (NaN: not looked at)
+    fine_block: float  # worst 16 x 16 window of the closer look, steps 5-6 (NaN: not looked at)
+    reframe: float  # how far the aligned corners lie from each other's, over the long side
 
     def as_row(self) -> dict[str, float | bool]:
         return asdict(self)
@@ -335,6 +345,17 @@ def _overlap(
     return min(ow / w, oh / h, 1.0, ow * sx / sw, oh * sy / sh)
 
 
+def _reframe(warp: np.ndarray, big: Prepared, small: Prepared) -> float:
+    """How far the larger view's corners, aligned, land from the smaller view's corners, as a
+    share of the long side: about 0 for a copy framed alike (any pixel size), the cut for a
+    crop, and the zoom or pan of a camera between two frames of the same size."""
+    (bh, bw), (sh, sw) = big.gray.shape, small.gray.shape
+    corners = np.array([[0, 0], [bw - 1, 0], [0, bh - 1], [bw - 1, bh - 1]], np.float64)
+    mapped = corners @ warp[:, :2].T.astype(np.float64) + warp[:, 2]
+    own = np.array([[0, 0], [sw - 1, 0], [0, sh - 1], [sw - 1, sh - 1]], np.float64)
+    return float(np.abs(mapped - own).max() / max(sw, sh))
+
+
 def _match_lut(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """The monotone map of uint8 levels that gives `src` the histogram of `ref`."""
     levels = np.arange(256, dtype=np.float64)
@@ -431,16 +452,40 @@ def _blur_fit(
     return best
 
 
-def _flat(pa: Prepared, pb: Prepared) -> PairMeasures:
+def _plain_pattern(originals: tuple[Original, Original]) -> tuple[float, float]:
+    """(correlation, worst window) of two plain pictures' faint patterns (step 6); NaN when a
+    file cannot be read."""
+    (wa, ha), (wb, hb) = originals[0].size, originals[1].size
+    w, h = (wa, ha) if wa * ha <= wb * hb else (wb, hb)
+    k = min(1.0, PLAIN_SIDE / max(w, h))
+    size = (max(2 * FINE_WINDOW, round(w * k)), max(2 * FINE_WINDOW, round(h * k)))
+    got = [o.read(size) for o in originals]
+    if got[0] is None or got[1] is None:
+        return float("nan"), float("nan")
+    views = [cv2.GaussianBlur(g.astype(np.float32), (0, 0), FINE_SIGMA) for g in got]
+    stds = [float(v.std()) for v in views]
+    if max(stds) < PLAIN_MIN_STD:
+        return 1.0, 0.0  # one colour each: nothing but the colours to compare
+    za, zb = ((v - v.mean()) / max(sd, PLAIN_MIN_STD) for v, sd in zip(views, stds, strict=True))
+    means = cv2.blur(np.abs(za - zb) * PLAIN_STRETCH, (FINE_WINDOW, FINE_WINDOW))
+    r = FINE_WINDOW // 2
+    return float((za * zb).mean()), float(means[r:-r, r:-r].max())
+
+
+def _flat(pa: Prepared, pb: Prepared, originals: tuple[Original, Original] | None) -> PairMeasures:
     ta, tb = pa.tiny, pb.tiny
     if ta.shape != tb.shape:
         tb = cv2.resize(tb, (ta.shape[1], ta.shape[0]), interpolation=cv2.INTER_AREA)
     raw = float(np.abs(ta - tb).mean())
+    ncc, fine = 0.0, float("nan")
+    if originals is not None and pa.flat and pb.flat:
+        ncc, fine = _plain_pattern(originals)
     return PairMeasures(
-        ncc=0.0, overlap=0.0, flat=True, raw_diff=raw, tone_shift=raw, contrast_ratio=0.0,
+        ncc=ncc, overlap=0.0, flat=True, raw_diff=raw, tone_shift=raw, contrast_ratio=0.0,
         mean_diff=raw, worst_block=raw, block_ratio=0.0, chroma_corr=0.0, saturation_ratio=0.0,
         chroma_shift=0.0, chroma_residual=0.0, worst_chroma_block=0.0, detail_ratio=0.0,
-        blur_sigma=0.0, blur_diff=raw, blur_worst_block=raw, fine_block=float("nan"),
+        blur_sigma=0.0, blur_diff=raw, blur_worst_block=raw, fine_block=fine,
+        reframe=float("nan"),
     )  # fmt: skip
 
 
@@ -452,6 +497,7 @@ def _framing_only(score: float, overlap: float) -> PairMeasures:
         contrast_ratio=nan, mean_diff=nan, worst_block=nan, block_ratio=nan, chroma_corr=nan,
         saturation_ratio=nan, chroma_shift=nan, chroma_residual=nan, worst_chroma_block=nan,
         detail_ratio=nan, blur_sigma=nan, blur_diff=nan, blur_worst_block=nan, fine_block=nan,
+        reframe=nan,
     )  # fmt: skip
 
 
@@ -525,7 +571,7 @@ def compare(
     pa = a if isinstance(a, Prepared) else prepare(a)
     pb = b if isinstance(b, Prepared) else prepare(b)
     if pa.flat or pb.flat:
-        return _flat(pa, pb)
+        return _flat(pa, pb, originals)
     best = None
     for big, small, warp, score in _align(pa, pb):
         got = _fit_alignment(big, small, warp, score)
@@ -584,4 +630,5 @@ def compare(
         blur_diff=bdiff,
         blur_worst_block=bworst,
         fine_block=fine,
+        reframe=_reframe(warp, big, small),
     )

@@ -118,6 +118,12 @@ class RulesConfig(_Strict):
     copy_max_fine_block: float = Field(
         8.0, ge=0, le=255, description="closer look: worst 16x16 window, a moved subject"
     )
+    copy_alike_max_reframe: float = Field(
+        0.01,
+        ge=0,
+        le=0.5,
+        description="aligned corners this close (share of the long side): no crop",
+    )
     copy_max_sharpness_diff: float = Field(
         0.5, ge=0, description="log10 detail at a common scale (512 px analysis)"
     )

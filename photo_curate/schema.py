@@ -125,6 +125,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("blur_diff", "DOUBLE"),
         ("blur_worst_block", "DOUBLE"),
         ("fine_block", "DOUBLE"),  # the closer look from the files (NULL: not looked at)
+        ("reframe", "DOUBLE"),  # aligned corners apart, share of the long side (0: framed alike)
         ("sharpness_diff", "DOUBLE"),
     ],
     "outliers": [

@@ -13,9 +13,16 @@
 --            Where that closer look was taken it decides the differences, and the
 --            thumbnails need only agree within a variant's bounds.
 --            Byte-identical contents are copies without measuring.
---            Two plain images (no structure) are copies only when their raw colours match
---            and their shapes agree as a small crop's would (aspect ratios within
---            $copy_min_overlap); a plain picture cut to another shape is a similar shot.
+--            Two plain images (no structure) are copies only when their raw colours match,
+--            their shapes agree as a small crop's would (aspect ratios within
+--            $copy_min_overlap) and their faint patterns, stretched and laid over each other
+--            from the files, differ by at most $copy_max_fine_block in every 16 x 16 window (a
+--            re-framing, crop or retouch moves the pattern); a plain picture cut to another
+--            shape, re-patterned or not looked at closer is a similar shot.
+--            Of two views framed alike (aligned corners within $copy_alike_max_reframe of the
+--            long side: no crop between them) the thumbnails must agree as a copy's even where
+--            the closer look was taken: only a crop makes a fine texture alias there, and a
+--            next frame with little motion is alike everywhere but in a few windows.
 --   variant  the same frame with a strong tone or blur change (a darkened, overexposed or
 --            blurred copy): same framing, structure within $variant_max_mean_diff /
 --            $variant_max_worst_block after tone matching (or after the best blur of the
@@ -55,14 +62,17 @@ t AS (
             AS blurred_frame,
         coalesce(flat AND raw_diff <= $copy_max_flat_diff, false) AS plain_colours,
         coalesce(flat AND raw_diff <= $copy_max_flat_diff
-                 AND aspect_match >= $copy_min_overlap, false) AS same_plain,
+                 AND aspect_match >= $copy_min_overlap
+                 AND fine_block <= $copy_max_fine_block, false) AS same_plain,
         coalesce(NOT flat AND overlap >= $copy_min_overlap
             -- differences: the closer look decides where it was taken (the thumbnails of a
             -- mostly plain picture make JPEG noise in its one textured spot stand out, those
             -- of a fine texture alias after a small crop), the thumbnails only roughly then
             AND CASE WHEN NOT coalesce(isnan(fine_block), true)
                      THEN mean_diff <= $variant_max_mean_diff
-                          AND worst_block <= $variant_max_worst_block
+                          AND worst_block <= CASE
+                              WHEN coalesce(reframe, 0) <= $copy_alike_max_reframe
+                              THEN $copy_max_worst_block ELSE $variant_max_worst_block END
                      ELSE mean_diff <= $copy_max_mean_diff
                           AND worst_block <= $copy_max_worst_block
                           AND block_ratio <= $copy_max_block_ratio END
@@ -105,7 +115,9 @@ SELECT
         WHEN two_shots THEN printf('two shots: alike, but taken at %s and %s (EXIF)',
                                    strftime(captured_a, '%Y-%m-%d %H:%M:%S.%g'),
                                    strftime(captured_b, '%Y-%m-%d %H:%M:%S.%g'))
-        WHEN relation = 'copy' AND flat THEN printf('same plain picture: colours differ by %.1f', raw_diff)
+        WHEN relation = 'copy' AND flat THEN printf(
+            'same plain picture: colours differ by %.1f, faint pattern: worst window %.1f',
+            raw_diff, fine_block)
         WHEN relation = 'copy' THEN printf(
             'same picture: aligned (%.0f%% overlap), mean diff %.1f, worst block %.1f, colour matches%s',
             100 * overlap, mean_diff, worst_block,
@@ -120,12 +132,20 @@ SELECT
         WHEN mean_diff IS NULL AND ncc IS NOT NULL THEN printf(
             'other framing: views overlap %.0f%% of a side, correlation %.2f', 100 * overlap, ncc)
         WHEN ncc IS NULL AND NOT coalesce(flat, false) THEN 'not compared (no thumbnail or no alignment)'
-        WHEN plain_colours THEN printf('plain picture cut to another shape: aspect ratios %.2f apart',
-                                       1 - aspect_match)
+        WHEN plain_colours AND aspect_match < $copy_min_overlap THEN printf(
+            'plain picture cut to another shape: aspect ratios %.2f apart', 1 - aspect_match)
+        WHEN plain_colours AND fine_block > $copy_max_fine_block THEN printf(
+            'plain picture, its faint pattern moved or changed (re-framed, cropped, retouched): worst window %.1f',
+            fine_block)
+        WHEN plain_colours THEN 'plain picture, same colours, not looked at closer (files not read)'
         WHEN flat THEN printf('plain picture, colours differ by %.1f', raw_diff)
         WHEN NOT isnan(fine_block) AND fine_block > $copy_max_fine_block THEN printf(
             'a small change seen closer (a moved subject, a retouch): worst window %.1f levels',
             fine_block)
+        WHEN coalesce(reframe, 0) <= $copy_alike_max_reframe AND worst_block > $copy_max_worst_block
+             AND worst_block <= $variant_max_worst_block THEN printf(
+            'framed alike, but a local change: worst block %.1f (a next frame, a moved subject)',
+            worst_block)
         WHEN block_ratio > $copy_max_block_ratio OR worst_block > $copy_max_worst_block THEN printf(
             'a local change: worst block %.1f (typical %.1f), mean diff %.1f',
             worst_block, worst_block / block_ratio - 0.5, mean_diff)
@@ -145,5 +165,5 @@ SELECT
     ncc, overlap, flat, raw_diff, tone_shift, contrast_ratio, mean_diff, worst_block,
     block_ratio, chroma_corr, saturation_ratio, chroma_shift, chroma_residual,
     worst_chroma_block, detail_ratio, blur_sigma, blur_diff, blur_worst_block, fine_block,
-    sharpness_diff
+    reframe, sharpness_diff
 FROM r

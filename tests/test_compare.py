@@ -210,3 +210,20 @@ def test_plain_images_of_another_colour_are_not_copies() -> None:
     rel, m = _relation(grey, Image.new("RGB", (300, 200), (150, 110, 100)), 1.0)
     assert m.flat and rel == "none"
     assert _relation(grey, Image.new("RGB", (600, 400), (121, 120, 120)), 1.0)[0] == "copy"
+
+
+def test_a_plain_picture_is_a_copy_only_where_its_faint_pattern_agrees(
+    photos: list[Image.Image],
+) -> None:
+    """A near-uniform wallpaper (a real photo at 2 % contrast, purple): resized and
+    re-encoded it is a copy; re-framed or retouched it has the same colours but a moved
+    pattern, a similar shot."""
+    rng = random.Random(5)
+    faint = ImageEnhance.Contrast(photos[0]).enhance(0.02)
+    plain = Image.merge("RGB", [faint.getchannel(0).point(lambda v: v + 20), faint.getchannel(1),
+                                faint.getchannel(2).point(lambda v: v + 60)])  # fmt: skip
+    rel, m = _relation(plain, _jpeg(plain.resize((plain.width * 7 // 10, plain.height * 7 // 10))))
+    assert m.flat and rel == "copy", m
+    for edit in (sample.reframe(plain, rng, (0.22, 0.35)), sample.retouch(plain, rng, 0.15)):
+        rel, m = _relation(plain, _jpeg(edit))
+        assert m.flat and m.raw_diff < 3 and rel == "similar", m

@@ -100,7 +100,7 @@ COPY_MEASURES = {
     "contrast_ratio": 0.98, "mean_diff": 0.8, "worst_block": 2.0, "block_ratio": 1.5,
     "chroma_corr": 0.99, "saturation_ratio": 0.97, "chroma_shift": 0.5, "chroma_residual": 0.8,
     "worst_chroma_block": 2.0, "detail_ratio": 0.97, "blur_sigma": 0.0, "blur_diff": 0.8,
-    "blur_worst_block": 2.0, "fine_block": 1.5,
+    "blur_worst_block": 2.0, "fine_block": 1.5, "reframe": 0.0,
 }  # fmt: skip
 
 
@@ -156,6 +156,14 @@ def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
         "plain-other": {"flat": True, "raw_diff": 30.0},
         "plain-reframed": {"flat": True, "raw_diff": 0.7, "width_b": 921, "height_b": 1102},
         "plain-crop": {"flat": True, "raw_diff": 0.3, "width_b": 620, "height_b": 470},
+        "plain-retouched": {"flat": True, "raw_diff": 0.4, "fine_block": 16.0},  # pattern moved
+        "plain-unread": {"flat": True, "raw_diff": 0.4, "fine_block": None},  # not looked at
+        # a next frame with little motion: framed alike, a few windows apart at thumbnail size
+        "next-frame": {"mean_diff": 2.7, "worst_block": 11.3, "fine_block": 5.2,
+                       "reframe": 0.0015},
+        # a crop of a fine texture aliases at thumbnail size; closer, it is the same
+        "texture-crop": {"mean_diff": 2.7, "worst_block": 14.0, "fine_block": 0.6,
+                         "reframe": 0.04},
         "moved": {"fine_block": 11.0},  # alike at thumbnail size, a subject moved seen closer
         "small": {"fine_block": None},  # files too small to look closer: the thumbnails decide
         # a fine texture aliases at thumbnail size after a small crop; closer, it is the same
@@ -176,7 +184,8 @@ def test_relation_tells_copies_variants_similar_shots_and_strangers() -> None:
         "sharpened": "variant", "stranger": "none", "dim-pair": "none",
         "plain-same": "copy", "plain-other": "none", "moved": "similar", "small": "copy",
         "plain-reframed": "similar", "plain-crop": "copy", "texture": "copy",
-        "texture-small": "similar",
+        "texture-small": "similar", "plain-retouched": "similar", "plain-unread": "similar",
+        "next-frame": "similar", "texture-crop": "copy",
         "burst-still": "similar", "copy-same-time": "copy", "copy-exif-gone": "copy",
         "darker-later": "similar", "bytes-other-time": "copy",
     }  # fmt: skip
