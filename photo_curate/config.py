@@ -339,3 +339,25 @@ def load_config(path: str | os.PathLike[str] | None) -> CurateConfig:
     if not p.is_file():
         raise UserError(f"config file not found: {p}")
     return config_from_mapping(_read_mapping(p), origin=f"config {p}")
+
+
+def recorded_config(run: dict[str, Any]) -> CurateConfig:
+    """The config a run recorded (its `config` JSON), typed: a setting removed since is
+    dropped and one added since takes its default, so no reader keeps defaults of its own.
+    A section that no longer validates takes its defaults (an old run stays readable)."""
+    try:
+        data = json.loads(run.get("config") or "{}")
+    except (TypeError, ValueError):
+        data = {}
+    sections: dict[str, Any] = {}
+    for name, field in CurateConfig.model_fields.items():
+        values = data.get(name) if isinstance(data, dict) else None
+        model = field.annotation
+        if not isinstance(values, dict) or not isinstance(model, type):
+            continue
+        known = {k: v for k, v in values.items() if k in model.model_fields}
+        try:
+            sections[name] = model.model_validate(known)
+        except ValidationError:
+            continue
+    return CurateConfig(**sections)

@@ -8,7 +8,6 @@ are in the catalog, and the report says which query gives them.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from jinja2 import (
 from PIL import Image, ImageOps
 
 from photo_curate.changes import changes_since_previous
+from photo_curate.config import recorded_config
 from photo_curate.home import Home
 from photo_curate.inspect_image import THUMB_SIZE, flatten, write_thumbnail
 from photo_curate.runs import previous_run, read_run, source_folder
@@ -279,21 +279,20 @@ def build_report(
     plan = _rows(con, f"SELECT * FROM plan ORDER BY path LIMIT {CAP_IMAGES * 4}")
     n_plan = con.execute("SELECT count(*) FROM plan").fetchall()[0][0]
     validations = _rows(con, "SELECT * FROM validations ORDER BY stage, expectation")
-    cfg = json.loads(run["config"]) if run.get("config") else {}
-    rules = cfg.get("rules", {})
+    rules = recorded_config(run).rules
     plots = {
         "brightness (p99: brightest 1 % of pixels)": svg_histogram(
             _histogram(con, "p99", 0, 255), 0, 255,
-            [(rules.get("dark_p99", 0), "dark below")], "p99 of luminance",
+            [(rules.dark_p99, "dark below")], "p99 of luminance",
         ),
         "mean brightness": svg_histogram(
             _histogram(con, "mean", 0, 255), 0, 255,
-            [(rules.get("dark_mean", 0), "dark"), (rules.get("bright_mean", 255), "bright")],
+            [(rules.dark_mean, "dark"), (rules.bright_mean, "bright")],
             "mean luminance",
         ),
         "sharpness": svg_histogram(
             _histogram(con, "sharpness", -4, 1.5), -4, 1.5,
-            [(rules.get("blur_sharpness", -4), "blurry below")],
+            [(rules.blur_sharpness, "blurry below")],
             "log10(Laplacian variance / contrast)",
         ),
     }  # fmt: skip

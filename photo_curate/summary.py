@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import duckdb
 
+from photo_curate.config import recorded_config
 from photo_curate.home import Home
 from photo_curate.integrity import read_stamps, write_stamps
 from photo_curate.tableio import sql_literal_path
@@ -39,8 +39,7 @@ def _act_on(home: Home, run_id: str) -> list[str]:
     from photo_curate.runs import read_run
 
     run = read_run(home, run_id) or {}
-    cfg = json.loads(run["config"]) if run.get("config") else {}
-    return list(cfg.get("actions", {}).get("act_on", ["duplicate", "invalid"]))
+    return list(recorded_config(run).actions.act_on)
 
 
 SUMMARY_TABLES = ("files", "images", "findings", "clusters", "plan", "photo_files")

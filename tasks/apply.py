@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import stat
 import urllib.parse
@@ -30,6 +29,7 @@ import duckdb
 from prefect import task
 
 from photo_curate import interrupts
+from photo_curate.config import recorded_config
 from photo_curate.errors import UserError
 from photo_curate.hashing import sha256_file
 from photo_curate.home import Home
@@ -423,10 +423,6 @@ def _resolve(e: Entry, source: Path) -> Entry:
 # ---------------------------------------------------------------- apply
 
 
-def _config_of(run: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(run["config"]) if run.get("config") else {}
-
-
 def applicable_run(home: Home, run_id: str) -> dict[str, Any]:
     """The run's record if its plan may be applied: validated, and not stopped before its
     analysis was complete (a run interrupted while applying is resumed)."""
@@ -441,8 +437,7 @@ def applicable_run(home: Home, run_id: str) -> dict[str, Any]:
 
 def planned_action(home: Home, run_id: str, action: str | None = None) -> str:
     """What applying the run's plan does: `action`, else the one its config recorded."""
-    action = action or _config_of(applicable_run(home, run_id)).get("actions", {}).get("action")
-    action = action or "quarantine"
+    action = action or recorded_config(applicable_run(home, run_id)).actions.action
     if action not in DISK_ACTIONS:
         raise UserError(f"unknown action {action!r}")
     return action
@@ -472,7 +467,7 @@ def apply_plan(
 ) -> ApplyResult:
     """Apply (or resume applying) the plan of `run_id`; a delete only when `confirm_delete`."""
     run = applicable_run(home, run_id)
-    cfg = _config_of(run).get("actions", {})
+    actions = recorded_config(run).actions
     action = planned_action(home, run_id, action)
     if action == "delete" and confirm_delete is not True:
         raise UserError(
@@ -487,7 +482,7 @@ def apply_plan(
         exclusive(home.lock_file, f"curation home {home.root}"),
         exclusive(source_lock(source), f"SOURCE {source}"),
     ):
-        return apply_locked(home, run_id, source, action, cfg.get("protected", []))
+        return apply_locked(home, run_id, source, action, list(actions.protected))
 
 
 def apply_locked(

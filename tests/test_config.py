@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from photo_curate.config import CurateConfig, config_from_mapping, load_config
+from photo_curate.config import (
+    CurateConfig,
+    RulesConfig,
+    config_from_mapping,
+    load_config,
+    recorded_config,
+)
 from photo_curate.errors import UserError
 
 
@@ -59,3 +66,19 @@ def test_unparsable_and_missing_files(tmp_path: Path) -> None:
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(UserError, match="mapping"):
         load_config(listy)
+
+
+def test_a_recorded_config_reads_back_typed_with_todays_defaults() -> None:
+    """An old run's config: a setting removed since is dropped, one added since takes its
+    default, a section that no longer validates takes its defaults; the rest is kept."""
+    old = {
+        "rules": {"dark_p99": 70, "a_setting_removed_since": 3},
+        "actions": {"action": "delete", "protected": ["Keep"]},
+        "fastdup": {"threads": "many"},
+    }
+    got = recorded_config({"config": json.dumps(old)})
+    assert got.rules.dark_p99 == 70 and got.rules.dark_mean == RulesConfig().dark_mean
+    assert got.actions.action == "delete" and got.actions.protected == ["Keep"]
+    assert got.fastdup == CurateConfig().fastdup
+    assert recorded_config({"config": CurateConfig().to_json()}) == CurateConfig()
+    assert recorded_config({}) == recorded_config({"config": "not json"}) == CurateConfig()
