@@ -478,8 +478,8 @@ def _flat(pa: Prepared, pb: Prepared, originals: tuple[Original, Original] | Non
         tb = cv2.resize(tb, (ta.shape[1], ta.shape[0]), interpolation=cv2.INTER_AREA)
     raw = float(np.abs(ta - tb).mean())
     ncc, fine = 0.0, float("nan")
-    if originals is not None and pa.flat and pb.flat:
-        ncc, fine = _plain_pattern(originals)
+    if originals is not None and pa.flat and pb.flat and raw <= FINE_GATE_MEAN:
+        ncc, fine = _plain_pattern(originals)  # colours apart: not a copy, no file to read
     return PairMeasures(
         ncc=ncc, overlap=0.0, flat=True, raw_diff=raw, tone_shift=raw, contrast_ratio=0.0,
         mean_diff=raw, worst_block=raw, block_ratio=0.0, chroma_corr=0.0, saturation_ratio=0.0,
