@@ -46,7 +46,7 @@ from photo_curate.sources import describe
 from photo_curate.validation import warm_up
 from tasks.acquire import acquire
 from tasks.apply import apply_task, recover_interrupted, source_lock
-from tasks.approval import await_approval
+from tasks.approval import Answer, await_approval, checked
 from tasks.fastdup_run import (
     FastdupResult,
     FastdupSpec,
@@ -405,12 +405,16 @@ def _finish(
     if apply and not val.success:
         log.error("not applying the plan: validation failed")
     elif apply and apply.approval_timeout is not None:
-        approval = _timed(steps, "approval", await_approval, run_id, apply.approval_timeout)
+        answer = _timed(steps, "approval", await_approval, run_id, apply.approval_timeout)
+        answer = checked(h, run_id, answer)
+        approval = answer.verdict
         log.info("approval: %s", approval)
-    if apply and val.success and approval in (None, "approved"):
+    else:
+        answer = Answer("approved")
+    if apply and val.success and answer.verdict == "approved":
         applied = _timed(
             steps, "apply", apply_task, root, run_id, str(src), cfg.actions.action,
-            list(cfg.actions.protected),
+            list(cfg.actions.protected), answer.exclude,
         )  # fmt: skip
         if applied.stopped:
             log.error("apply stopped: %s", applied.stopped)  # resumable: the run stays valid

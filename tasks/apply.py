@@ -20,7 +20,7 @@ import os
 import stat
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from tasks.validate import count_regular_files
 
 DISK_ACTIONS = ("quarantine", "trash", "delete")
 BATCH = 200
+EXCLUDED = "excluded by the person who approved the apply"
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -62,6 +63,7 @@ class ApplyResult:
     skipped_examples: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the apply stopped before the end (a full disk)
     bytes_done: int = 0
+    excluded: int = 0  # files left in place because a person excluded their photo
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +73,7 @@ class ApplyResult:
             f"run {self.run_id}: {self.action}: {self.done} done ({human_size(self.bytes_done)}), "
             f"{self.skipped} skipped, {self.failed} failed, {self.already} already done before"
             + (f", {self.recovered} recovered from an interrupted apply" if self.recovered else "")
+            + (f", {self.excluded} excluded at approval" if self.excluded else "")
         ]
         lines += [f"  skipped: {s}" for s in self.skipped_examples[:10]]
         if self.stopped:
@@ -486,9 +489,14 @@ def apply_plan(
 
 
 def apply_locked(
-    home: Home, run_id: str, source: Path, action: str, protected: list[str]
+    home: Home,
+    run_id: str,
+    source: Path,
+    action: str,
+    protected: list[str],
+    exclude: Collection[str] = (),
 ) -> ApplyResult:
-    """Apply with both locks held by the caller."""
+    """Apply with both locks held by the caller; the photos of the files in `exclude` stay."""
     res = ApplyResult(run_id, action)
     res.recovered = recover(home, run_id, source)
     marker = _open_marker(home, run_id)  # until the end: a kill leaves it for the next run
@@ -496,6 +504,8 @@ def apply_locked(
     states = last_states(journal_path)
     by_path = {e.path: e for e in states.values()}
     planned = _planned(home, run_id)
+    excluded = set(exclude)
+    left_out = {p.photo_id for p in planned if p.path in excluded}
     files_before = count_regular_files(source, home.root)
     moved: list[tuple[str, Path, str | None]] = []
     qdir = home.quarantine_dir(run_id)
@@ -510,6 +520,13 @@ def apply_locked(
                 pending = [p for p in members if not _already_done(by_path.get(p.path))]
                 res.already += len(members) - len(pending)
                 if not pending:
+                    continue
+                if members[0].photo_id in left_out:
+                    for p in pending:
+                        op = f"{action}-{uuid.uuid4().hex[:12]}"
+                        j.write(Entry(run_id, op, p.path, action, "skipped", detail=EXCLUDED))
+                    res.skipped += len(pending)
+                    res.excluded += len(pending)
                     continue
                 why = _precheck_photo(source, pending, protected, action)
                 if why:
@@ -857,8 +874,14 @@ def _restore_entry(e: Entry) -> Entry:
 
 @task(name="apply", retries=0)
 def apply_task(
-    home_root: str, run_id: str, source: str, action: str, protected: list[str]
+    home_root: str,
+    run_id: str,
+    source: str,
+    action: str,
+    protected: list[str],
+    exclude: list[str] | None = None,
 ) -> ApplyResult:
     """Apply the plan inside the flow (which holds the home and SOURCE locks); no automatic
     retries: a person should look at a failed apply."""
-    return apply_locked(Home(Path(home_root)), run_id, Path(source), action, protected)
+    home = Home(Path(home_root))
+    return apply_locked(home, run_id, Path(source), action, protected, exclude or ())
